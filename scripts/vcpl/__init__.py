@@ -1,0 +1,1 @@
+"""vcpl: tooling of the Venue Connectivity Pattern Library."""

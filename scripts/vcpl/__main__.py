@@ -1,0 +1,3 @@
+from vcpl.cli import main
+
+raise SystemExit(main())

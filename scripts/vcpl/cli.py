@@ -1,0 +1,110 @@
+"""`vcpl`: the single entry point of the library's tooling."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vcpl import generate, paths, render, runbook, stats, tools
+from vcpl.errors import VcplError
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    targets = [Path(p) for p in args.files] or [paths.runbook_path(v) for v in paths.venue_ids()]
+    failures = []
+    for path in targets:
+        try:
+            runbook.load(path)
+            print(f"ok   {paths.relative(path)}")
+        except VcplError as exc:
+            failures.append(str(exc))
+    for failure in failures:
+        print(failure, file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    files = generate.planned()
+    if args.check:
+        problems = generate.stale(files)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print("generated files are out of date: run `make generate`", file=sys.stderr)
+            return 1
+        print(f"{len(files)} generated files up to date")
+        return 0
+    changed = generate.write_atomically(files)
+    print(f"{len(changed)} of {len(files)} generated files written")
+    return 0
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    _write(render.build(args.env, args.venue), args.output)
+    return 0
+
+
+def _cmd_build_all(args: argparse.Namespace) -> int:
+    rendered = {(env, venue): render.build(env, venue) for env, venue in render.overlays()}
+    out = Path(args.output)
+    for (env, venue), text in rendered.items():
+        _write(text, str(out / env / f"{venue}.yaml"))
+    print(f"rendered {len(rendered)} overlays into {out}")
+    return 0
+
+
+def _cmd_tools(args: argparse.Namespace) -> int:
+    tools.install_all()
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    print(stats.report())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="vcpl", description="Venue Connectivity Pattern Library tooling")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check run books against the schema and cross-field rules")
+    p.add_argument("files", nargs="*", help="run book files (default: every venues/*/runbook.yaml)")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("generate", help="derive each overlay's ConnectivityProfile from the run books")
+    p.add_argument("--check", action="store_true", help="fail if the checked-in files are out of date")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("build", help="render one overlay with kustomize")
+    p.add_argument("venue")
+    p.add_argument("env", choices=paths.ENVIRONMENTS)
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("build-all", help="render every overlay into a directory")
+    p.add_argument("-o", "--output", default="build/rendered")
+    p.set_defaults(func=_cmd_build_all)
+
+    p = sub.add_parser("tools", help="install the pinned kustomize, conftest and kyverno into .tools/bin")
+    p.set_defaults(func=_cmd_tools)
+
+    p = sub.add_parser("stats", help="lines authored per venue versus lines rendered")
+    p.set_defaults(func=_cmd_stats)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VcplError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

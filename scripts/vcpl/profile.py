@@ -1,0 +1,294 @@
+"""Derive one overlay's ConnectivityProfile from a venue run book and the platform file.
+
+The profile is a `config.kubernetes.io/local-config` object: Kustomize components copy its
+fields into their manifests with `replacements`, and it never reaches the cluster. Everything
+here is a pure function of (run book, platform, environment), so the checked-in output can be
+regenerated and compared byte for byte.
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from typing import Any
+
+from vcpl import alerts, quickfix, swanctl
+from vcpl.endpoints import (
+    STUNNEL_FIRST_LOCAL_PORT,
+    endpoint_roles,
+    reachable_endpoints,
+    sidecar_endpoints,
+    tls_services,
+)
+from vcpl.runbook import FIX_LAYERS, Runbook
+
+GATEWAY_CONFIG_DIR = "/etc/venue-gateway"  # each component mounts a sibling folder here
+CREDENTIALS_DIR = "/var/run/secrets/venue"
+FEED_INTERFACES = {"a": "feeda", "b": "feedb"}
+DNS_RULE: dict[str, Any] = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+}
+IKE_PORTS = (500, 4500)
+
+
+
+
+
+
+def _protocol(transport: str) -> str:
+    return "UDP" if transport == "udp" else "TCP"
+
+
+def _cidrs(endpoint: dict[str, Any]) -> list[str]:
+    if "cidrs" in endpoint:
+        return list(endpoint["cidrs"])
+    return [f"{ipaddress.IPv4Address(endpoint['host'])}/32"]
+
+
+def egress_rules(rb: Runbook, env: str) -> list[dict[str, Any]]:
+    """NetworkPolicy egress rules: exactly the run book's destinations and ports, plus DNS."""
+    network = rb["environments"][env]["network"]
+    rules: list[dict[str, Any]] = [DNS_RULE]
+    if network["path"] == "in-cluster":
+        ports = sorted({(ep["port"], _protocol(ep["transport"])) for ep in reachable_endpoints(rb, env)})
+        rules.append(
+            {
+                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": network["simulatorNamespace"]}}}],
+                "ports": [{"port": port, "protocol": proto} for port, proto in ports],
+            }
+        )
+        return rules
+    if network["path"] == "ipsec-vpn":
+        # Venue traffic leaves inside the tunnel; only IKE and NAT-T (ESP in UDP 4500) reach the
+        # pod network, and a tunnel that is down must not leak plaintext to the venue.
+        peer = network["vpn"]["peer"]
+        rules.append(
+            {
+                "to": [{"ipBlock": {"cidr": f"{peer}/32"}}],
+                "ports": [{"port": port, "protocol": "UDP"} for port in IKE_PORTS],
+            }
+        )
+        return rules
+    grouped: dict[tuple[str, ...], set[tuple[int, str]]] = {}
+    for ep in reachable_endpoints(rb, env):
+        grouped.setdefault(tuple(_cidrs(ep)), set()).add((ep["port"], _protocol(ep["transport"])))
+    for cidrs, ports in sorted(grouped.items()):
+        rules.append(
+            {
+                "to": [{"ipBlock": {"cidr": cidr}} for cidr in cidrs],
+                "ports": [{"port": port, "protocol": proto} for port, proto in sorted(ports)],
+            }
+        )
+    return rules
+
+
+def destination_cidrs(rules: list[dict[str, Any]]) -> list[str]:
+    return sorted({peer["ipBlock"]["cidr"] for rule in rules for peer in rule["to"] if "ipBlock" in peer})
+
+
+def credential_items(rb: Runbook, venue: str, env: str) -> list[dict[str, Any]]:
+    """ExternalSecret `data` entries: one per secret key name the run book declares."""
+    items = []
+    for service in rb["services"]:
+        for key in service["auth"].get("secretKeys", []):
+            items.append(
+                {
+                    "secretKey": f"{service['name']}-{key}",
+                    "remoteRef": {"key": f"vcpl/{venue}/{env}/{service['name']}", "property": key},
+                }
+            )
+    return items
+
+
+def _nad_config(name: str, line: str, platform_env: dict[str, Any], ssm: bool) -> str:
+    nic = platform_env["multicast"][line]
+    interface = FEED_INTERFACES[line]
+    config = {
+        "cniVersion": "0.4.0",
+        "name": name,
+        "plugins": [
+            {
+                "type": "macvlan",
+                "master": nic["master"],
+                "mode": "bridge",
+                "ipam": {"type": "whereabouts", "range": nic["ipamRange"]},
+            },
+            {
+                # Venue feeds are sourced from ranges the pod has no route back to: loose
+                # reverse-path filtering, and IGMPv3 when the venue publishes source addresses.
+                "type": "tuning",
+                "sysctl": {
+                    f"net.ipv4.conf.{interface}.rp_filter": "2",
+                    f"net.ipv4.conf.{interface}.force_igmp_version": "3" if ssm else "2",
+                },
+            },
+        ],
+    }
+    return json.dumps(config, sort_keys=True, separators=(",", ":"))
+
+
+def multicast_section(rb: Runbook, env: str, platform_env: dict[str, Any]) -> dict[str, Any] | None:
+    channels = []
+    recovery = []
+    for service in rb["services"]:
+        spec = service["environments"][env]
+        for channel in spec.get("channels", []):
+            lines = {}
+            for line in ("a", "b"):
+                entry = dict(channel["lines"][line])
+                entry.pop("source", None)
+                entry["interface"] = FEED_INTERFACES[line]
+                lines[line] = entry
+            channels.append({"service": service["name"], "id": channel["id"], "name": channel["name"], **lines})
+        if spec.get("channels"):
+            for item in spec.get("recovery", []):
+                ep = item["endpoint"]
+                recovery.append({"service": service["name"], "kind": item["kind"], "host": ep["host"], "port": ep["port"], "transport": ep["transport"]})
+    if not channels:
+        return None
+    ssm = any(ch[line].get("sources") for ch in channels for line in ("a", "b"))
+    document = {"venue": rb["venue"]["id"], "environment": env, "channels": channels, "recovery": recovery}
+    return {
+        "feedA": _nad_config("feed-a", "a", platform_env, ssm),
+        "feedB": _nad_config("feed-b", "b", platform_env, ssm),
+        "channels": json.dumps(document, indent=2, sort_keys=True) + "\n",
+    }
+
+
+
+
+def stunnel_config(rb: Runbook, env: str) -> str:
+    """Client-mode stunnel: the engine speaks plaintext to localhost, stunnel speaks TLS to the venue."""
+    lines = ["; Generated by `vcpl generate` from the venue run book; do not edit.", "foreground = yes", "pid =", ""]
+    for index, (service, role, ep) in enumerate(sidecar_endpoints(rb, env)):
+        tls = service["tls"]
+        lines += [
+            f"[{service['name']}-{role}]",
+            "client = yes",
+            f"accept = 127.0.0.1:{STUNNEL_FIRST_LOCAL_PORT + index}",
+            f"connect = {ep['host']}:{ep['port']}",
+            f"sni = {ep['host']}",
+            f"checkHost = {ep['host']}",
+            "verifyChain = yes",
+            "CAfile = /etc/ssl/certs/ca-certificates.crt",
+            f"sslVersionMin = TLSv{tls.get('minVersion', '1.2')}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+
+
+def gateway_config(rb: Runbook, env: str) -> str:
+    """The generic configuration every gateway image reads, whatever its protocol."""
+    services = []
+    for service in rb["services"]:
+        spec = service["environments"][env]
+        entry: dict[str, Any] = {
+            "name": service["name"],
+            "purpose": service["purpose"],
+            "protocol": {k: v for k, v in service["protocol"].items() if k != "source"},
+            "role": service["role"],
+            "endpoints": [{"role": role, **{k: v for k, v in ep.items() if k not in ("source", "cidrs")}} for role, ep in endpoint_roles(spec)],
+            "session": spec.get("session", {}),
+            "credentials": [f"{CREDENTIALS_DIR}/{service['name']}-{key}" for key in service["auth"].get("secretKeys", [])],
+            "authMethod": service["auth"]["method"],
+        }
+        for key in ("heartbeat", "sequenceReset", "cancelOnDisconnect", "tls"):
+            if key in service:
+                entry[key] = {k: v for k, v in service[key].items() if k not in ("source", "boundsSource")}
+        if service["protocol"]["sessionLayer"] in FIX_LAYERS:
+            entry["quickfixSettings"] = f"{GATEWAY_CONFIG_DIR}/fix/session.cfg"
+        if spec.get("channels"):
+            entry["channelsFile"] = f"{GATEWAY_CONFIG_DIR}/feeds/channels.json"
+        services.append(entry)
+    schedule = {k: v for k, v in rb["schedule"].items() if k != "source"}
+    document = {
+        "venue": rb["venue"]["id"],
+        "environment": env,
+        "runbookVersion": rb["venue"]["runbookVersion"],
+        "schedule": _strip_sources(schedule),
+        "services": services,
+    }
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def _strip_sources(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_sources(v) for k, v in node.items() if k != "source"}
+    if isinstance(node, list):
+        return [_strip_sources(v) for v in node]
+    return node
+
+
+def build(rb: Runbook, platform: dict[str, Any], env: str) -> dict[str, Any]:
+    """The ConnectivityProfile object for one venue in one environment."""
+    venue = rb["venue"]
+    venue_id = venue["id"]
+    platform_env = platform["environments"][env]
+    network = rb["environments"][env]["network"]
+    rules = egress_rules(rb, env)
+    spec: dict[str, Any] = {
+        "venue": venue_id,
+        "environment": env,
+        "mic": venue.get("mic", "none"),
+        "ownerTeam": venue["ownerTeam"],
+        "archetype": venue["archetype"],
+        "runbookVersion": venue["runbookVersion"],
+        "networkPath": network["path"],
+        "gateway": {"config": gateway_config(rb, env)},
+        "egress": {"rules": rules},
+        "monitoring": {
+            "selectorLabels": dict(platform_env["monitoringSelector"]),
+            "ruleGroups": alerts.rule_groups(rb, env),
+        },
+    }
+    if "allowlistedSourceIP" in network:
+        spec["egressGateway"] = {
+            "policyName": f"{venue_id}-{env}-venue-egress",
+            "egressIP": network["allowlistedSourceIP"],
+            "destinationCIDRs": destination_cidrs(rules),
+            "nodeSelector": dict(platform_env["egressGatewayNodeSelector"]),
+        }
+    credentials = credential_items(rb, venue_id, env)
+    if credentials:
+        spec["credentials"] = {"secretStoreRef": dict(platform_env["secretStore"]), "data": credentials}
+    fix_settings = quickfix.session_settings(rb, env)
+    if fix_settings:
+        spec["fix"] = {"sessionSettings": fix_settings}
+    multicast = multicast_section(rb, env, platform_env)
+    if multicast:
+        spec["multicast"] = multicast
+    if tls_services(rb):
+        issuer = platform_env["certificateIssuer"]
+        spec["tls"] = {
+            "commonName": f"{venue_id}-{env}.venue-gateway.vcpl.dev",
+            "issuerRef": {"kind": issuer["kind"], "name": issuer["name"], "group": "cert-manager.io"},
+            "stunnelConfig": stunnel_config(rb, env),
+        }
+    if network["path"] == "ipsec-vpn":
+        spec["vpn"] = {
+            "swanctlConfig": swanctl.config(rb, env),
+            "pskRemoteKey": f"vcpl/{venue_id}/{env}/ipsec",
+            "secretStoreRef": dict(platform_env["secretStore"]),
+        }
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    spec["configHash"] = f"sha256-{digest[:32]}"
+    return {
+        "apiVersion": "vcpl.dev/v1alpha1",
+        "kind": "ConnectivityProfile",
+        "metadata": {
+            "name": "venue",
+            "annotations": {
+                "config.kubernetes.io/local-config": "true",
+                "vcpl.dev/generated-from": f"venues/{venue_id}/runbook.yaml",
+            },
+        },
+        "spec": spec,
+    }
