@@ -46,13 +46,14 @@ def outputs_for(rb: runbook.Runbook, platform: dict[str, Any], out_root: Path, s
     return files
 
 
-def planned(venues: list[str] | None = None) -> dict[Path, str]:
+def planned() -> dict[Path, str]:
+    """Every generated file, keyed by path; raises before anything is written if a run book is bad."""
     platform = load_platform()
     files: dict[Path, str] = {}
-    for venue in venues or paths.venue_ids():
-        rb = runbook.load_venue(venue)
-        source = paths.relative(paths.runbook_path(venue))
-        files.update(outputs_for(rb, platform, paths.VENUES / venue / "generated", source))
+    for folder in paths.venue_dirs():
+        rb = runbook.load(folder / "runbook.yaml")
+        source = paths.relative(folder / "runbook.yaml")
+        files.update(outputs_for(rb, platform, folder / "generated", source))
     return files
 
 
@@ -79,8 +80,8 @@ def stale(files: dict[Path, str]) -> list[str]:
         elif path.read_text(encoding="utf-8") != text:
             problems.append(f"{paths.relative(path)}: out of date")
     expected = set(files)
-    for venue in paths.venue_ids():
-        for path in (paths.VENUES / venue / "generated").rglob("*"):
+    for folder in paths.venue_dirs():
+        for path in (folder / "generated").rglob("*"):
             if path.is_file() and path not in expected:
                 problems.append(f"{paths.relative(path)}: not produced by any run book")
     return problems

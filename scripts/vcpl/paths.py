@@ -5,6 +5,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 VENUES = ROOT / "venues"
+# Test-only venues (e.g. the kitchen-sink profile the component fixtures render against).
+FIXTURE_VENUES = ROOT / "tests" / "fixtures" / "venues"
 OVERLAYS = ROOT / "overlays"
 COMPONENTS = ROOT / "components"
 PLATFORM = ROOT / "platform" / "platform.yaml"
@@ -27,6 +29,14 @@ def overlay_dir(env: str, venue: str) -> Path:
 
 def venue_ids() -> list[str]:
     return sorted(p.parent.name for p in VENUES.glob("*/runbook.yaml"))
+
+
+def venue_dirs(include_fixtures: bool = True) -> list[Path]:
+    """Every folder holding a run book whose generated Components are checked in."""
+    dirs = sorted(p.parent for p in VENUES.glob("*/runbook.yaml"))
+    if include_fixtures:
+        dirs += sorted(p.parent for p in FIXTURE_VENUES.glob("*/runbook.yaml"))
+    return dirs
 
 
 def relative(path: Path) -> str:

@@ -12,6 +12,8 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 from vcpl import paths
 from vcpl.errors import VcplError
@@ -28,7 +30,12 @@ class GoTool:
 
 TOOLS = (
     GoTool("kustomize", "sigs.k8s.io/kustomize/kustomize/v5", "v5.8.1"),
-    GoTool("conftest", "github.com/open-policy-agent/conftest", "v0.69.0"),
+    GoTool(
+        "conftest",
+        "github.com/open-policy-agent/conftest",
+        "v0.69.0",
+        ldflags="-s -w -X github.com/open-policy-agent/conftest/internal/version.Version=0.69.0",
+    ),
     GoTool(
         "kyverno",
         "github.com/kyverno/kyverno",
@@ -40,10 +47,10 @@ TOOLS = (
 
 
 def _stamp(tool: GoTool) -> str:
-    return f"{tool.module}@{tool.version}"
+    return f"{tool.module}@{tool.version} {tool.ldflags}".strip()
 
 
-def _stamp_path(tool: GoTool):
+def _stamp_path(tool: GoTool) -> Path:
     return paths.TOOLS_BIN / f".{tool.name}.version"
 
 
@@ -75,11 +82,14 @@ def install(tool: GoTool) -> None:
             cmd += ["-ldflags", tool.ldflags]
         _run(cmd + [tool.package], cwd=info["Dir"])
     else:
-        _run(["go", "install", "-trimpath", f"{tool.module}@{tool.version}"])
+        cmd = ["go", "install", "-trimpath"]
+        if tool.ldflags:
+            cmd += ["-ldflags", tool.ldflags]
+        _run(cmd + [f"{tool.module}@{tool.version}"])
     _stamp_path(tool).write_text(_stamp(tool) + "\n")
 
 
-def install_all(log=print) -> None:
+def install_all(log: Callable[[str], None] = print) -> None:
     if shutil.which("go") is None:
         raise VcplError("go is not on PATH; install Go 1.26.5 or newer (the kyverno CLI v1.19.0 needs it)")
     paths.TOOLS_BIN.mkdir(parents=True, exist_ok=True)
@@ -87,7 +97,7 @@ def install_all(log=print) -> None:
         if is_current(tool):
             log(f"{tool.name} {tool.version}: cached")
             continue
-        log(f"{tool.name} {tool.version}: building (the first build of kyverno takes several minutes)")
+        log(f"{tool.name} {tool.version}: building" + (" (several minutes on a cold Go cache)" if tool.package else ""))
         install(tool)
 
 

@@ -1,0 +1,51 @@
+# The two commands a fresh machine needs: `make setup` then `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+VCPL := $(PY) -m vcpl
+export PYTHONPATH := $(CURDIR)/scripts
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+VENUE ?=
+ENV ?=
+
+.PHONY: help setup tools test validate generate build build-all stats kind-up
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed tools ## install pinned Python packages and tools (idempotent)
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-input -r requirements.txt
+	touch $@
+
+tools: $(VENV)/.installed ## build the pinned kustomize, conftest and kyverno into .tools/bin
+	$(VCPL) tools
+
+test: ## run every check: run books, generated files, renders, schemas, components, agreement
+	$(PY) -m pytest
+
+validate: ## check every run book
+	$(VCPL) validate
+
+generate: ## regenerate venues/*/generated from the run books
+	$(VCPL) generate
+
+build: ## render one overlay: make build VENUE=cme ENV=prod
+	@test -n "$(VENUE)" -a -n "$(ENV)" || { echo "usage: make build VENUE=<venue> ENV=<dev|cert|prod>" >&2; exit 2; }
+	@$(VCPL) build $(VENUE) $(ENV)
+
+build-all: ## render every overlay into build/rendered/<env>/<venue>.yaml
+	$(VCPL) build-all --output build/rendered
+
+stats: ## lines authored per venue versus lines rendered
+	$(VCPL) stats
+
+kind-up: ## optional: a local kind cluster (needs a container engine; never used by tests)
+	@command -v kind >/dev/null || { echo "kind is not installed: go install sigs.k8s.io/kind@v0.32.0" >&2; exit 2; }
+	@docker info >/dev/null 2>&1 || { echo "no container engine is running: kind cannot start here" >&2; exit 2; }
+	kind create cluster --name vcpl
