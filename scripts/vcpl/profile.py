@@ -153,11 +153,21 @@ def multicast_section(rb: Runbook, env: str, platform_env: dict[str, Any]) -> di
     if not channels:
         return None
     ssm = any(ch[line].get("sources") for ch in channels for line in ("a", "b"))
+    ingress = []
+    for ch in channels:
+        for line in ("a", "b"):
+            rule: dict[str, Any] = {"ports": [{"port": ch[line]["port"], "protocol": "UDP"}]}
+            if ch[line].get("sources"):
+                rule["from"] = [{"ipBlock": {"cidr": f"{src}/32"}} for src in ch[line]["sources"]]
+            if rule not in ingress:
+                ingress.append(rule)
     document = {"venue": rb["venue"]["id"], "environment": env, "channels": channels, "recovery": recovery}
     return {
         "feedA": _nad_config("feed-a", "a", platform_env, ssm),
         "feedB": _nad_config("feed-b", "b", platform_env, ssm),
         "channels": json.dumps(document, indent=2, sort_keys=True) + "\n",
+        # Without published source addresses the rule admits any sender, on the channel ports only.
+        "ingress": ingress,
     }
 
 
@@ -213,6 +223,7 @@ def gateway_config(rb: Runbook, env: str) -> str:
         "venue": rb["venue"]["id"],
         "environment": env,
         "runbookVersion": rb["venue"]["runbookVersion"],
+        "network": {"path": rb["environments"][env]["network"]["path"]},
         "schedule": _strip_sources(schedule),
         "services": services,
     }

@@ -120,7 +120,10 @@ def semantic_problems(rb: Runbook, expected_id: str | None = None) -> list[str]:
         add(f"venue.id: is '{venue_id}'; expected the folder name '{expected_id}'")
 
     declared = rb["sources"]
-    for where, key in _walk_sources({k: v for k, v in rb.items() if k != "sources"}, ""):
+    for index, ack in enumerate(rb.get("acknowledgements", [])):
+        if declared.get(ack["source"], {}).get("quality") != "U":
+            add(f"acknowledgements[{index}].source: '{ack['source']}' is not a declared U source; expected an unverified source to acknowledge")
+    for where, key in _walk_sources({k: v for k, v in rb.items() if k not in ("sources", "acknowledgements")}, ""):
         if key not in declared:
             add(f"{where}: source '{key}' is not declared; expected one of sources: {sorted(declared)}")
 
