@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 VENUE ?=
 ENV ?=
 
-.PHONY: help setup tools test validate generate build build-all stats kind-up
+.PHONY: help setup tools test check policy-matrix promote validate generate build build-all stats kind-up
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,8 +26,18 @@ $(VENV)/.installed: requirements.txt
 tools: $(VENV)/.installed ## build the pinned kustomize, conftest and kyverno into .tools/bin
 	$(VCPL) tools
 
-test: ## run every check: run books, generated files, renders, schemas, components, agreement
+test: check ## the policy gate, then every test (run books, renders, schemas, policy suites, agreement)
 	$(PY) -m pytest
+
+check: ## the policy gate: kyverno and conftest over every rendered overlay
+	$(VCPL) check
+
+policy-matrix: ## regenerate policies/MATRIX.md (rules x fixtures)
+	$(VCPL) policy-matrix
+
+promote: ## promote a venue: make promote VENUE=cme FROM=cert TO=prod
+	@test -n "$(VENUE)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make promote VENUE=<venue> FROM=<dev|cert> TO=<cert|prod>" >&2; exit 2; }
+	$(VCPL) promote $(VENUE) $(FROM) $(TO)
 
 validate: ## check every run book
 	$(VCPL) validate

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vcpl import generate, paths, render, runbook, stats, tools
+from vcpl import gate, generate, matrix, paths, promote, render, runbook, stats, tools
 from vcpl.errors import VcplError
 
 
@@ -61,6 +61,32 @@ def _cmd_build_all(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    result = gate.check(Path(args.output))
+    print(gate.report(result))
+    timing = ", ".join(f"{step} {secs:.1f}s" for step, secs in result.seconds.items())
+    print(f"timing: {timing}")
+    return 0 if result.ok else 1
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    passed, text = promote.promote(args.venue, args.source, args.target, dry_run=args.dry_run)
+    print(text)
+    return 0 if passed else 1
+
+
+def _cmd_policy_matrix(args: argparse.Namespace) -> int:
+    text = matrix.render_matrix()
+    if args.check:
+        if not matrix.MATRIX.exists() or matrix.MATRIX.read_text(encoding="utf-8") != text:
+            print(f"{paths.relative(matrix.MATRIX)} is out of date: run `make policy-matrix`", file=sys.stderr)
+            return 1
+        return 0
+    generate.write_atomically({matrix.MATRIX: text})
+    print(f"wrote {paths.relative(matrix.MATRIX)}")
+    return 0
+
+
 def _cmd_tools(args: argparse.Namespace) -> int:
     tools.install_all()
     return 0
@@ -92,6 +118,21 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build-all", help="render every overlay into a directory")
     p.add_argument("-o", "--output", default="build/rendered")
     p.set_defaults(func=_cmd_build_all)
+
+    p = sub.add_parser("check", help="the policy gate: kyverno and conftest over every rendered overlay")
+    p.add_argument("-o", "--output", default="build/gate", help="where rendered overlays and policy data go")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("promote", help="promote a venue's image and run-book version to the next environment")
+    p.add_argument("venue")
+    p.add_argument("source", choices=("dev", "cert"))
+    p.add_argument("target", choices=("cert", "prod"))
+    p.add_argument("--dry-run", action="store_true", help="show the diff and run the gate, write nothing")
+    p.set_defaults(func=_cmd_promote)
+
+    p = sub.add_parser("policy-matrix", help="write policies/MATRIX.md: every rule with the fixtures it rejects and accepts")
+    p.add_argument("--check", action="store_true")
+    p.set_defaults(func=_cmd_policy_matrix)
 
     p = sub.add_parser("tools", help="install the pinned kustomize, conftest and kyverno into .tools/bin")
     p.set_defaults(func=_cmd_tools)
