@@ -21,6 +21,8 @@ KYVERNO_POLICIES = paths.ROOT / "policies" / "kyverno"
 REGO_POLICIES = paths.ROOT / "policies" / "rego"
 _FIX = re.compile(r"\s*Fix:\s*(?P<fix>.*)$", re.S)
 _FIELD = re.compile(r"^(?P<field>[A-Za-z][\w.\[\]/-]*(?:\[[^\]]*\])?[\w.\[\]/-]*):\s")
+# Pod Security failures name the field inside their message.
+_PSS_FIELD = re.compile(r"field error list: \[(?P<field>[\w.\[\]]+) is forbidden")
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def run_kyverno(files: list[Path], index: dict[tuple[str, str, str], tuple[str, 
         for res in item.get("resources", []):
             env, venue = index.get((res["kind"], res.get("namespace", ""), res["name"]), ("?", "?"))
             text, fix = _split_fix(" ".join(item.get("message", "").split()))
-            match = _FIELD.match(text)
+            match = _FIELD.match(text) or _PSS_FIELD.search(text)
             findings.append(
                 Finding(
                     engine="kyverno",
@@ -116,6 +118,14 @@ def run_kyverno(files: list[Path], index: dict[tuple[str, str, str], tuple[str, 
                 )
             )
     return findings
+
+
+def _without_prefix(message: str, field_path: str) -> str:
+    """Rego messages start with `[rule] venue/env Kind/name field:`; the report prints those already."""
+    marker = f"{field_path}: "
+    if message.startswith("[") and marker in message:
+        return message.split(marker, 1)[1]
+    return message
 
 
 def run_conftest(files: list[Path], data_dir: Path) -> list[Finding]:
@@ -141,7 +151,7 @@ def run_conftest(files: list[Path], data_dir: Path) -> list[Finding]:
                     environment=details.get("environment", "?"),
                     obj=details.get("object", "?"),
                     field=details.get("field", "?"),
-                    message=failure["msg"],
+                    message=_without_prefix(failure["msg"], details.get("field", "")),
                     fix=details.get("fix", ""),
                 )
             )
