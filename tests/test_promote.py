@@ -51,11 +51,12 @@ def test_promotion_carries_the_image_and_records_evidence(scratch: Path) -> None
     assert after["images"][0]["digest"] == new_digest and after["images"][0]["newTag"] == "0.9.5"
     # Only the image and the promotion stamp move; the rest of prod stays prod's.
     assert after["namespace"] == prod_before["namespace"] and after["components"] == prod_before["components"]
-    assert after["commonAnnotations"]["vcpl.dev/promoted-from"] == "cert"
+    assert after["images"][0]["newName"] == prod_before["images"][0]["newName"]
     evidence = list((scratch / "evidence" / "kraken").glob("*-cert-to-prod.json"))
     assert len(evidence) == 1
     record = json.loads(evidence[0].read_text())
     assert record["result"] == "passed" and record["promoted"]["images"]["after"]["venue-gateway"]["digest"] == new_digest
+    assert record["promoted"]["runbookVersion"] == yaml.safe_load((scratch / "venues" / "kraken" / "runbook.yaml").read_text())["venue"]["runbookVersion"]
     assert record["renderedSha256"]["after"] != record["renderedSha256"]["before"]
     assert set(record["tools"]) >= {"kustomize", "kyverno", "conftest", "python"}
     assert record["checks"]["kyverno"] and record["checks"]["rego"]
@@ -72,6 +73,13 @@ def test_promotion_refuses_a_failing_target_and_writes_nothing(scratch: Path) ->
     assert "REFUSED" in result.stdout and "prod-images-by-digest" in result.stdout
     assert prod.read_text() == before
     assert not (scratch / "evidence").exists()
+
+
+def test_promotion_refuses_stale_generated_files(scratch: Path) -> None:
+    runbook_file = scratch / "venues" / "kraken" / "runbook.yaml"
+    runbook_file.write_text(runbook_file.read_text().replace("runbookVersion: 1.0.0", "runbookVersion: 1.1.0"))
+    result = _promote(scratch, "kraken", "cert", "prod")
+    assert result.returncode == 2 and "make generate" in result.stderr, result.stdout + result.stderr
 
 
 def test_promotion_only_moves_one_step(scratch: Path) -> None:

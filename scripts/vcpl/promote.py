@@ -1,7 +1,9 @@
 """Promote a venue from one environment to the next (dev -> cert -> prod).
 
-What moves is the gateway image (name, tag, digest) and the run-book version stamp; each
-environment keeps its own endpoints, components and overrides. The target is written, the whole
+What moves is the gateway image (name, tag, digest). The run book is one file for every
+environment and its version already reaches each overlay's objects through the generated profile
+(label vcpl.dev/runbook-version); promotion refuses when the generated files are stale and records
+the version in the evidence. Each environment keeps its own endpoints, components and overrides. The target is written, the whole
 gate runs, and on any finding for the target the original file is restored: nothing partial stays.
 A passing promotion writes an evidence record to commit with the change.
 """
@@ -19,7 +21,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from vcpl import gate, paths, render, runbook, tools
+from vcpl import gate, generate, paths, render, runbook, tools
 from vcpl.errors import VcplError
 
 NEXT = {"dev": "cert", "cert": "prod"}
@@ -30,6 +32,7 @@ def _yaml() -> YAML:
     rt = YAML()  # round-trip: keeps the overlay's comments and key order
     rt.preserve_quotes = True
     rt.indent(mapping=2, sequence=4, offset=2)
+    rt.width = 4096  # never fold a digest
     return rt
 
 
@@ -47,8 +50,8 @@ def _images(kustomization: Any) -> dict[str, dict[str, Any]]:
     return {str(i["name"]): dict(i) for i in kustomization.get("images") or []}
 
 
-def promoted_overlay(source: Any, target: Any, source_env: str, version: str) -> tuple[Any, dict[str, Any]]:
-    """The target kustomization with the source's images and the run-book stamp; nothing else changes."""
+def promoted_overlay(source: Any, target: Any) -> tuple[Any, dict[str, Any]]:
+    """The target kustomization with the source's images; nothing else changes."""
     before = _images(target)
     after = _images(source)
     missing = sorted(set(after) - set(before))
@@ -63,13 +66,7 @@ def promoted_overlay(source: Any, target: Any, source_env: str, version: str) ->
                 entry[key] = promoted[key]
             elif key in entry:
                 del entry[key]
-    annotations = target.get("commonAnnotations")
-    if annotations is None:
-        target["commonAnnotations"] = annotations = {}
-    annotations["vcpl.dev/promoted-from"] = source_env
-    annotations["vcpl.dev/promoted-runbook-version"] = version
-    changes = {"images": {"before": before, "after": _images(target)}, "runbookVersion": version}
-    return target, changes
+    return target, {"images": {"before": before, "after": _images(target)}}
 
 
 def _tool_versions() -> dict[str, str]:
@@ -90,14 +87,19 @@ def promote(venue: str, source_env: str, target_env: str, dry_run: bool = False,
     for path in (source_path, target_path):
         if not path.exists():
             raise VcplError(f"{paths.relative(path)}: not found; expected an overlay for {venue}")
+    stale = generate.stale(generate.planned())
+    if stale:
+        raise VcplError("generated files are out of date, so the run book's version has not reached the overlays: run `make generate` first\n" + "\n".join(stale))
     version = runbook.load_venue(venue)["venue"]["runbookVersion"]
     original = target_path.read_text(encoding="utf-8")
     before_render = render.build(target_env, venue)
-    updated, changes = promoted_overlay(_load(source_path), _load(target_path), source_env, version)
+    updated, changes = promoted_overlay(_load(source_path), _load(target_path))
+    changes["runbookVersion"] = version
     new_text = _dump(updated)
 
     lines = [f"promote {venue}: {source_env} -> {target_env}"]
-    lines += difflib.unified_diff(original.splitlines(), new_text.splitlines(), f"a/{paths.relative(target_path)}", f"b/{paths.relative(target_path)}", lineterm="")
+    overlay_diff = list(difflib.unified_diff(original.splitlines(), new_text.splitlines(), f"a/{paths.relative(target_path)}", f"b/{paths.relative(target_path)}", lineterm=""))
+    lines += overlay_diff or [f"(no change to {paths.relative(target_path)}: {target_env} already runs {source_env}'s image)"]
 
     target_path.write_text(new_text, encoding="utf-8")
     try:
