@@ -78,11 +78,11 @@ def egress_rules(rb: Runbook, env: str) -> list[dict[str, Any]]:
     grouped: dict[tuple[str, ...], set[tuple[int, str]]] = {}
     for ep in reachable_endpoints(rb, env):
         grouped.setdefault(tuple(_cidrs(ep)), set()).add((ep["port"], _protocol(ep["transport"])))
-    for cidrs, ports in sorted(grouped.items()):
+    for cidrs, cidr_ports in sorted(grouped.items()):
         rules.append(
             {
                 "to": [{"ipBlock": {"cidr": cidr}} for cidr in cidrs],
-                "ports": [{"port": port, "protocol": proto} for port, proto in sorted(ports)],
+                "ports": [{"port": port, "protocol": proto} for port, proto in sorted(cidr_ports)],
             }
         )
     return rules

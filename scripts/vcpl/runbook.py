@@ -230,10 +230,9 @@ def _endpoint_problems(ep: dict[str, Any], where: str, network: dict[str, Any], 
         problems.append(f"{where}.cidrs: missing for DNS name '{host}'; expected the CIDRs it resolves into, for the egress allow-list")
     if ep.get("cidrs") and "cidrsSource" not in ep:
         problems.append(f"{where}.cidrsSource: missing; expected the source of the CIDRs")
-    if ep["transport"] == "udp" or ep["transport"] == "tcp" or ep["transport"] in TLS_TRANSPORTS:
-        wants_tls = tls.get("required", False) and env != "dev"
-        if wants_tls and ep["transport"] not in TLS_TRANSPORTS:
-            problems.append(f"{where}.transport: '{ep['transport']}' but the service requires TLS; expected tls or wss")
+    # dev talks to in-cluster simulators, which may run without TLS.
+    if tls.get("required", False) and env != "dev" and ep["transport"] not in TLS_TRANSPORTS:
+        problems.append(f"{where}.transport: '{ep['transport']}' but the service requires TLS; expected tls or wss")
     if ep["transport"] == "wss" and "path" not in ep:
         problems.append(f"{where}.path: missing; expected the WebSocket request path, e.g. /v2")
     return problems
