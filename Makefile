@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 VENUE ?=
 ENV ?=
 
-.PHONY: help setup tools test check policy-matrix promote validate generate build build-all stats kind-up
+.PHONY: help setup tools test check policy-matrix promote drift runbook-docs validate generate build build-all stats kind-up
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,8 +42,18 @@ promote: ## promote a venue: make promote VENUE=cme FROM=cert TO=prod
 validate: ## check every run book
 	$(VCPL) validate
 
-generate: ## regenerate venues/*/generated from the run books
+generate: ## regenerate everything derived: profiles, dashboards, docs/runbooks, policy matrix
 	$(VCPL) generate
+	$(VCPL) dashboards
+	$(VCPL) runbook-docs
+	$(VCPL) policy-matrix
+
+runbook-docs: ## regenerate docs/runbooks/<venue>.md from the run books and rendered overlays
+	$(VCPL) runbook-docs
+
+drift: ## compare an overlay with the live cluster: make drift VENUE=cme ENV=prod
+	@test -n "$(VENUE)" -a -n "$(ENV)" || { echo "usage: make drift VENUE=<venue> ENV=<dev|cert|prod>" >&2; exit 2; }
+	$(VCPL) drift $(VENUE) $(ENV)
 
 build: ## render one overlay: make build VENUE=cme ENV=prod
 	@test -n "$(VENUE)" -a -n "$(ENV)" || { echo "usage: make build VENUE=<venue> ENV=<dev|cert|prod>" >&2; exit 2; }

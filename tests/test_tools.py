@@ -12,6 +12,6 @@ from vcpl import paths, tools
 def test_pinned_tool_is_installed(tool: tools.GoTool) -> None:
     binary = paths.TOOLS_BIN / tool.name
     assert binary.exists(), f"{binary} missing: run `make setup`"
-    args = {"kustomize": ["version"], "conftest": ["--version"], "kyverno": ["version"]}[tool.name]
+    args = {"kustomize": ["version"], "conftest": ["--version"], "kyverno": ["version"], "promtool": ["--version"]}[tool.name]
     out = subprocess.run([str(binary), *args], capture_output=True, text=True, check=True).stdout
-    assert tool.version.lstrip("v") in out, f"{tool.name} reports {out!r}, expected {tool.version}"
+    assert tool.reported_version in out, f"{tool.name} reports {out!r}, expected {tool.reported_version}"

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vcpl import gate, generate, matrix, paths, promote, render, runbook, stats, tools
+from vcpl import dashboards, drift, gate, generate, matrix, paths, promote, render, runbook, runbook_docs, stats, tools
 from vcpl.errors import VcplError
 
 
@@ -25,18 +25,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     files = generate.planned()
-    if args.check:
-        problems = generate.stale(files)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if problems:
-            print("generated files are out of date: run `make generate`", file=sys.stderr)
-            return 1
-        print(f"{len(files)} generated files up to date")
-        return 0
-    changed = generate.write_atomically(files)
-    print(f"{len(changed)} of {len(files)} generated files written")
-    return 0
+    return generate.check_or_write(files, args.check, "generated files", "make generate", generate.generated_on_disk(), "any run book")
 
 
 def _write(text: str, output: str | None) -> None:
@@ -139,6 +128,9 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", help="lines authored per venue versus lines rendered")
     p.set_defaults(func=_cmd_stats)
+    drift.add_parser(sub)
+    runbook_docs.add_parser(sub)
+    dashboards.add_parser(sub)
     return top
 
 

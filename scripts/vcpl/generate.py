@@ -7,6 +7,7 @@ run book is valid, and each file is replaced atomically.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -71,17 +72,39 @@ def write_atomically(files: dict[Path, str]) -> list[Path]:
     return changed
 
 
-def stale(files: dict[Path, str]) -> list[str]:
-    """Paths whose checked-in content differs from what the run books produce."""
+def differences(files: dict[Path, str], existing: list[Path], owner: str) -> list[str]:
+    """What differs between derived files and the checked-in ones: missing, out of date, or
+    present on disk although nothing produces them (`existing` lists what is on disk)."""
     problems = []
     for path, text in files.items():
         if not path.exists():
             problems.append(f"{paths.relative(path)}: missing")
         elif path.read_text(encoding="utf-8") != text:
             problems.append(f"{paths.relative(path)}: out of date")
-    expected = set(files)
-    for folder in paths.venue_dirs():
-        for path in (folder / "generated").rglob("*"):
-            if path.is_file() and path not in expected:
-                problems.append(f"{paths.relative(path)}: not produced by any run book")
+    problems += [f"{paths.relative(path)}: not produced by {owner}" for path in sorted(existing) if path not in files]
     return problems
+
+
+def check_or_write(files: dict[Path, str], check: bool, what: str, command: str, existing: list[Path], owner: str) -> int:
+    """The CLI behaviour every derived-file command shares: `--check` reports, otherwise write."""
+    if check:
+        problems = differences(files, existing, owner)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print(f"{what} are out of date: run `{command}`", file=sys.stderr)
+            return 1
+        print(f"{len(files)} {what} up to date")
+        return 0
+    changed = write_atomically(files)
+    print(f"{len(changed)} of {len(files)} {what} written")
+    return 0
+
+
+def generated_on_disk() -> list[Path]:
+    return [p for folder in paths.venue_dirs() for p in (folder / "generated").rglob("*") if p.is_file()]
+
+
+def stale(files: dict[Path, str]) -> list[str]:
+    """Paths whose checked-in content differs from what the run books produce."""
+    return differences(files, generated_on_disk(), "any run book")

@@ -12,7 +12,7 @@ import ipaddress
 import json
 from typing import Any
 
-from vcpl import alerts, quickfix, swanctl
+from vcpl import alerts, quickfix, schedule, swanctl
 from vcpl.endpoints import (
     STUNNEL_FIRST_LOCAL_PORT,
     endpoint_roles,
@@ -218,16 +218,55 @@ def gateway_config(rb: Runbook, env: str) -> str:
         if spec.get("channels"):
             entry["channelsFile"] = f"{GATEWAY_CONFIG_DIR}/feeds/channels.json"
         services.append(entry)
-    schedule = {k: v for k, v in rb["schedule"].items() if k != "source"}
+    window = {k: v for k, v in rb["schedule"].items() if k != "source"}
+    failover = rb["failover"]
     document = {
         "venue": rb["venue"]["id"],
         "environment": env,
         "runbookVersion": rb["venue"]["runbookVersion"],
         "network": {"path": rb["environments"][env]["network"]["path"]},
-        "schedule": _strip_sources(schedule),
+        "schedule": _strip_sources(window),
+        "failover": {"reconnect": failover["reconnect"], "standby": failover["standby"]},
         "services": services,
     }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def _cron(minute_of_week: int, days: str | None = None) -> str:
+    """A cron line for a minute of the week (Sunday 00:00 = 0), or for a time on a list of days."""
+    minute_of_week %= 7 * 1440
+    day, rest = divmod(minute_of_week, 1440)
+    return f"{rest % 60} {rest // 60} * * {days if days is not None else day}"
+
+
+def session_schedule(rb: Runbook, replicas: int, api_server: dict[str, Any]) -> dict[str, Any] | None:
+    """CronJob schedules that bring the gateway up at the session open and down at its close,
+    and reset sequence numbers after each close at the run book's cadence. None for 24/7 venues."""
+    sched = rb["schedule"]
+    if sched.get("continuous"):
+        return None
+    cadences = {s.get("sequenceReset", {}).get("cadence") for s in rb["services"]}
+    if "weekly" in sched:
+        week = sched["weekly"]
+        open_at = schedule.DAYS.index(week["open"]["day"]) * 1440 + schedule.minutes(week["open"]["time"])
+        close_at = schedule.DAYS.index(week["close"]["day"]) * 1440 + schedule.minutes(week["close"]["time"])
+        crons = {"open": _cron(open_at), "close": _cron(close_at), "reset": _cron(close_at + 5)}
+    else:
+        daily = sched["daily"]
+        days = ",".join(str(schedule.DAYS.index(d)) for d in daily["days"])
+        close = schedule.minutes(daily["close"])
+        crons = {"open": _cron(schedule.minutes(daily["open"]), days), "close": _cron(close, days), "reset": _cron(close + 5, days)}
+    resets = bool(cadences & {"weekly", "daily"})
+    return {
+        "timeZone": sched["timeZone"],
+        "openCron": crons["open"],
+        "closeCron": crons["close"],
+        # Without a weekly or daily reset in the run book the job never runs (Feb 31st).
+        "resetCron": crons["reset"] if resets else "0 0 31 2 *",
+        "replicas": str(replicas),
+        # The scheduler's jobs talk to the Kubernetes API and nothing else.
+        "egress": [DNS_RULE, {"to": [{"ipBlock": {"cidr": api_server["cidr"]}}], "ports": [{"port": api_server["port"], "protocol": "TCP"}]}],
+    }
 
 
 def _strip_sources(node: Any) -> Any:
@@ -245,6 +284,8 @@ def build(rb: Runbook, platform: dict[str, Any], env: str) -> dict[str, Any]:
     platform_env = platform["environments"][env]
     network = rb["environments"][env]["network"]
     rules = egress_rules(rb, env)
+    # The overlay's namespace follows this convention; tests hold every overlay to it.
+    namespace = f"venue-{venue_id}-{env}"
     spec: dict[str, Any] = {
         "venue": venue_id,
         "environment": env,
@@ -252,12 +293,13 @@ def build(rb: Runbook, platform: dict[str, Any], env: str) -> dict[str, Any]:
         "ownerTeam": venue["ownerTeam"],
         "archetype": venue["archetype"],
         "runbookVersion": venue["runbookVersion"],
+        "namespace": namespace,
         "networkPath": network["path"],
         "gateway": {"config": gateway_config(rb, env)},
         "egress": {"rules": rules},
         "monitoring": {
             "selectorLabels": dict(platform_env["monitoringSelector"]),
-            "ruleGroups": alerts.rule_groups(rb, env),
+            "ruleGroups": alerts.rule_groups(rb, env, namespace),
         },
     }
     if "allowlistedSourceIP" in network:
@@ -283,6 +325,19 @@ def build(rb: Runbook, platform: dict[str, Any], env: str) -> dict[str, Any]:
             "issuerRef": {"kind": issuer["kind"], "name": issuer["name"], "group": "cert-manager.io"},
             "stunnelConfig": stunnel_config(rb, env),
         }
+    replicas = 2 if rb["failover"]["standby"] == "hot" else 1
+    spec["failover"] = {
+        "replicas": replicas,
+        "cancelOnDisconnect": ",".join(
+            f"{s['name']}={s['cancelOnDisconnect']['mode']}" for s in rb["services"] if "cancelOnDisconnect" in s
+        ) or "none",
+    }
+    session = session_schedule(rb, replicas, platform_env["apiServer"])
+    if session:
+        spec["sessionSchedule"] = session
+    clock = alerts.clock_rule_groups(rb, env, namespace)
+    if clock:
+        spec["clockSync"] = {"maxDivergence": f"{rb['clockSync']['maxDivergenceMicros']}us", "ruleGroups": clock}
     if network["path"] == "ipsec-vpn":
         spec["vpn"] = {
             "swanctlConfig": swanctl.config(rb, env),

@@ -56,7 +56,7 @@ def session_settings(rb: Runbook, env: str) -> str:
         f"FileStorePath={STATE_DIR}/store",
         f"FileLogPath={STATE_DIR}/log",
         "PersistMessages=Y",
-        "ReconnectInterval=5",
+        f"ReconnectInterval={rb['failover']['reconnect']['intervalSeconds']}",
     ]
     lines += [f"{k}={v}" for k, v in schedule_settings(rb["schedule"])]
     for service in fix_services:

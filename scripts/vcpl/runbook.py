@@ -128,6 +128,9 @@ def semantic_problems(rb: Runbook, expected_id: str | None = None) -> list[str]:
             add(f"{where}: source '{key}' is not declared; expected one of sources: {sorted(declared)}")
 
     problems.extend(_schedule_problems(rb["schedule"]))
+    clock = rb["clockSync"]
+    if clock["required"] and "maxDivergenceMicros" not in clock:
+        add("clockSync.maxDivergenceMicros: missing; expected the RTS 25 tolerance in microseconds when clock sync is required")
 
     names = [s["name"] for s in rb["services"]]
     for dup in sorted({n for n in names if names.count(n) > 1}):

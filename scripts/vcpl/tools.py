@@ -1,7 +1,7 @@
 """Install the pinned CLI tools into .tools/bin from the Go module proxy.
 
-kustomize and conftest install with `go install module@version`. The kyverno CLI's go.mod has a
-`replace` directive that `go install` refuses, so it is built inside its own downloaded module,
+kustomize and conftest install with `go install module@version`. The kyverno CLI's and promtool's
+go.mod files have `replace` directives that `go install` refuses, so they are built inside their own downloaded modules,
 whose go.mod and go.sum then pin exactly upstream's dependency graph. Go's module and build
 caches live outside the clone, so a fresh clone on the same machine rebuilds in seconds.
 """
@@ -26,6 +26,11 @@ class GoTool:
     version: str
     package: str = ""  # set when the binary is built inside the downloaded module
     ldflags: str = ""
+    reports: str = ""  # the version the binary prints, when it differs from the module version
+
+    @property
+    def reported_version(self) -> str:
+        return self.reports or self.version.lstrip("v")
 
 
 TOOLS = (
@@ -42,6 +47,16 @@ TOOLS = (
         "v1.19.0",
         package="./cmd/cli/kubectl-kyverno",
         ldflags="-s -w -X github.com/kyverno/kyverno/pkg/version.BuildVersion=v1.19.0",
+    ),
+    # Prometheus 3.14.0 is published as module version v0.314.0; its go.mod also has replace and
+    # exclude directives, and its zip carries a go.work of nested modules (hence GOWORK=off).
+    GoTool(
+        "promtool",
+        "github.com/prometheus/prometheus",
+        "v0.314.0",
+        package="./cmd/promtool",
+        ldflags="-s -w -X github.com/prometheus/common/version.Version=3.14.0",
+        reports="3.14.0",
     ),
 )
 
