@@ -210,3 +210,30 @@ def test_overlay_composition_matches_the_network_path(env: str, venue: str, runb
     assert ("ip-allowlist/cilium-egress-gateway" in components) == ("allowlistedSourceIP" in network), (
         "egress gateway iff the run book registers a source IP"
     )
+
+
+def _needs(rb: dict[str, Any]) -> dict[str, bool]:
+    """Which components the run book calls for, read straight from its facts."""
+    services = rb["services"]
+    return {
+        "credentials": any(s["auth"].get("secretKeys") for s in services),
+        "fix-initiator": any(s["protocol"]["sessionLayer"] in ("fix", "fixt") for s in services),
+        "tls": any(s.get("tls", {}).get("clientCertificate") for s in services),
+        "tls-sidecar": any(s.get("tls", {}).get("termination") == "sidecar" for s in services),
+        "multicast": any(s["environments"][e].get("channels") for s in services for e in paths.ENVIRONMENTS),
+        "session-schedule": not rb["schedule"].get("continuous", False),
+        "failover": rb["failover"]["standby"] == "hot",
+        "clock-sync": rb["clockSync"]["required"],
+        "ip-allowlist": True,
+        "observability": True,
+        "venue-binding": True,
+    }
+
+
+@pytest.mark.parametrize("venue", paths.venue_ids())
+def test_venue_composition_matches_the_run_book(venue: str, runbooks) -> None:
+    composition = yaml.safe_load((paths.VENUES / venue / "kustomization.yaml").read_text())
+    used = [c.rstrip("/").split("components/")[-1] for c in composition["components"]]
+    for component, needed in _needs(runbooks[venue]).items():
+        assert (component in used) == needed, f"venues/{venue}: component {component} {'missing' if needed else 'not called for by the run book'}"
+    assert used[-1] == "venue-binding", "venue-binding must be the last component"

@@ -77,25 +77,31 @@ def _gateway_rules(ctx: Context) -> list[dict[str, Any]]:
     ]
 
 
-def _session_rules(ctx: Context) -> list[dict[str, Any]]:
+def _session_rules(ctx: Context, sequenced: bool) -> list[dict[str, Any]]:
     by = "max by (venue, environment, service)"
-    return [
+    rules = [
         _rule(ctx, "VenueSessionDown", f"{by} (vcpl_session_logged_on{{{ctx.sel}}}) == 0 {ctx.in_window}", "1m", "critical",
               "session {{ $labels.service }} is not logged on inside the trading window",
               "Read the gateway log for the Logout text or reject reason before any reconnect."),
         _rule(ctx, "VenueHeartbeatTimeout", f"increase(vcpl_session_heartbeat_timeouts_total{{{ctx.sel}}}[5m]) > 0 {ctx.in_window}", "0m", "warning",
               "session {{ $labels.service }} missed heartbeats or test requests",
               "Check the network path and the venue status page; a second lapse disconnects the session."),
-        _rule(ctx, "VenueSequenceGap", f"increase(vcpl_session_sequence_gaps_total{{{ctx.sel}}}[5m]) > 0 {ctx.in_window}", "0m", "warning",
-              "session {{ $labels.service }} detected an inbound sequence gap",
-              "Confirm the resend completed; reconcile open orders with the venue if it did not."),
-        _rule(ctx, "VenueResendStorm", f"rate(vcpl_session_resend_requests_total{{{ctx.sel}}}[5m]) * 60 > {RESEND_STORM_PER_MINUTE} {ctx.in_window}", "5m", "warning",
-              f"session {{{{ $labels.service }}}} exchanges more than {RESEND_STORM_PER_MINUTE} resend requests a minute",
-              "Look for a store corrupted by a restart; a manual sequence reset may be needed (coordinate with the venue)."),
+    ]
+    if sequenced:
+        rules += [
+            _rule(ctx, "VenueSequenceGap", f"increase(vcpl_session_sequence_gaps_total{{{ctx.sel}}}[5m]) > 0 {ctx.in_window}", "0m", "warning",
+                  "session {{ $labels.service }} detected an inbound sequence gap",
+                  "Confirm the resend completed; reconcile open orders with the venue if it did not."),
+            _rule(ctx, "VenueResendStorm", f"rate(vcpl_session_resend_requests_total{{{ctx.sel}}}[5m]) * 60 > {RESEND_STORM_PER_MINUTE} {ctx.in_window}", "5m", "warning",
+                  f"session {{{{ $labels.service }}}} exchanges more than {RESEND_STORM_PER_MINUTE} resend requests a minute",
+                  "Look for a store corrupted by a restart; a manual sequence reset may be needed (coordinate with the venue)."),
+        ]
+    rules += [
         _rule(ctx, "VenueLogonRejected", f"increase(vcpl_session_logon_rejects_total{{{ctx.sel}}}[10m]) > 0", "0m", "critical",
               "the venue rejected a logon of session {{ $labels.service }}",
               "Stop reconnect attempts and check credentials and source IP: repeated bad logons can close the port."),
     ]
+    return rules
 
 
 def _feed_rules(ctx: Context) -> list[dict[str, Any]]:
@@ -127,7 +133,7 @@ def _platform_rules(ctx: Context, rb: Runbook, env: str) -> list[dict[str, Any]]
     rules = []
     network = rb["environments"][env]["network"]
     labels = {"venue": ctx.venue, "environment": ctx.env}
-    if any(s.get("tls", {}).get("required") for s in rb["services"]):
+    if any(s.get("tls", {}).get("clientCertificate") for s in rb["services"]):
         rules.append(_rule(ctx, "VenueCertificateExpiring",
                            f'certmanager_certificate_expiration_timestamp_seconds{{namespace="{ctx.namespace}",name="venue-client-tls"}} - time() < {CERT_EXPIRY_WARNING_DAYS} * 86400',
                            "1h", "warning", f"the client certificate expires within {CERT_EXPIRY_WARNING_DAYS} days",
@@ -166,8 +172,10 @@ def rule_groups(rb: Runbook, env: str, namespace: str) -> list[dict[str, Any]]:
     has_stream = any(s["protocol"]["sessionLayer"] == "websocket" for s in rb["services"])
     alerts = _gateway_rules(ctx)
     # A WebSocket feed is a session too: connected (logged on), heartbeats, rejected handshakes.
+    # Gap and resend alerts only where some session has sequence numbers (not Kraken's checksummed feed).
+    sequenced = any(s.get("sequenceReset", {}).get("cadence", "none") != "none" for s in rb["services"])
     if purposes & SESSION_PURPOSES or has_stream:
-        alerts += _session_rules(ctx)
+        alerts += _session_rules(ctx, sequenced)
     if has_multicast:
         alerts += _feed_rules(ctx)
     if has_stream:
