@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 VENUE ?=
 ENV ?=
 
-.PHONY: help setup tools test check policy-matrix promote drift runbook-docs validate generate build build-all stats kind-up
+.PHONY: help setup tools test check policy-matrix promote drift runbook-docs scaffold validate generate build build-all stats kind-up
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,10 +46,15 @@ generate: ## regenerate everything derived: profiles, dashboards, docs/runbooks,
 	$(VCPL) generate
 	$(VCPL) dashboards
 	$(VCPL) runbook-docs
+	$(VCPL) catalog
 	$(VCPL) policy-matrix
 
 runbook-docs: ## regenerate docs/runbooks/<venue>.md from the run books and rendered overlays
 	$(VCPL) runbook-docs
+
+scaffold: ## start a venue from an archetype: make scaffold VENUE=eurex ARCHETYPE=fix-cross-connect
+	@test -n "$(VENUE)" -a -n "$(ARCHETYPE)" || { echo "usage: make scaffold VENUE=<id> ARCHETYPE=<fix-cross-connect|binary-order-entry-multicast|websocket-internet|fix-vpn>" >&2; exit 2; }
+	$(VCPL) scaffold $(VENUE) --archetype $(ARCHETYPE)
 
 drift: ## compare an overlay with the live cluster: make drift VENUE=cme ENV=prod
 	@test -n "$(VENUE)" -a -n "$(ENV)" || { echo "usage: make drift VENUE=<venue> ENV=<dev|cert|prod>" >&2; exit 2; }

@@ -104,7 +104,18 @@ def _session_rules(ctx: Context, sequenced: bool) -> list[dict[str, Any]]:
     return rules
 
 
-def _feed_rules(ctx: Context) -> list[dict[str, Any]]:
+def stale_after(rb: Runbook) -> int:
+    """Seconds of silence before a feed or stream counts as stale: three of the venue's market-data
+    heartbeat intervals, and never less than FEED_STALE_SECONDS."""
+    intervals = [
+        s["heartbeat"]["default"] / (1000 if s["heartbeat"]["unit"] == "ms" else 1)
+        for s in rb["services"]
+        if s["purpose"] == "market-data" and "heartbeat" in s
+    ]
+    return int(max([FEED_STALE_SECONDS] + [3 * i for i in intervals]))
+
+
+def _feed_rules(ctx: Context, stale: int) -> list[dict[str, Any]]:
     return [
         _rule(ctx, "VenueFeedLineDown", f"max by (venue, environment, service, channel, line) (vcpl_feed_line_up{{{ctx.sel}}}) == 0 {ctx.in_window}", "30s", "warning",
               "line {{ $labels.line }} of channel {{ $labels.channel }} is down; arbitration runs on one line",
@@ -115,16 +126,16 @@ def _feed_rules(ctx: Context) -> list[dict[str, Any]]:
         _rule(ctx, "VenueFeedGaps", f"sum by (venue, environment, service, channel) (rate(vcpl_feed_gap_packets_total{{{ctx.sel}}}[5m])) > 0 {ctx.in_window}", "2m", "warning",
               "channel {{ $labels.channel }} has packet gaps neither line could fill",
               "Check recovery requests and NIC drops (ethtool -S) on both feed interfaces."),
-        _rule(ctx, "VenueFeedStale", f"time() - max by (venue, environment, service, channel) (vcpl_feed_last_packet_timestamp_seconds{{{ctx.sel}}}) > {FEED_STALE_SECONDS} {ctx.in_window}", "1m", "critical",
-              f"channel {{{{ $labels.channel }}}} has received nothing for more than {FEED_STALE_SECONDS} s (venues heartbeat every second)",
+        _rule(ctx, "VenueFeedStale", f"time() - max by (venue, environment, service, channel) (vcpl_feed_last_packet_timestamp_seconds{{{ctx.sel}}}) > {stale} {ctx.in_window}", "1m", "critical",
+              f"channel {{{{ $labels.channel }}}} has received nothing for more than {stale} s (three heartbeat intervals)",
               "Check both lines and the venue status page; consumers are trading on a stale book."),
     ]
 
 
-def _stream_rules(ctx: Context) -> list[dict[str, Any]]:
+def _stream_rules(ctx: Context, stale: int) -> list[dict[str, Any]]:
     return [
-        _rule(ctx, "VenueStreamStale", f"time() - max by (venue, environment, service) (vcpl_feed_last_packet_timestamp_seconds{{{ctx.sel}}}) > {FEED_STALE_SECONDS} {ctx.in_window}", "1m", "critical",
-              f"WebSocket stream {{{{ $labels.service }}}} has delivered nothing for more than {FEED_STALE_SECONDS} s (venues heartbeat every second)",
+        _rule(ctx, "VenueStreamStale", f"time() - max by (venue, environment, service) (vcpl_feed_last_packet_timestamp_seconds{{{ctx.sel}}}) > {stale} {ctx.in_window}", "1m", "critical",
+              f"WebSocket stream {{{{ $labels.service }}}} has delivered nothing for more than {stale} s (three heartbeat intervals)",
               "Reconnect and resubscribe; rebuild books from the snapshot before trusting them."),
     ]
 
@@ -177,9 +188,9 @@ def rule_groups(rb: Runbook, env: str, namespace: str) -> list[dict[str, Any]]:
     if purposes & SESSION_PURPOSES or has_stream:
         alerts += _session_rules(ctx, sequenced)
     if has_multicast:
-        alerts += _feed_rules(ctx)
+        alerts += _feed_rules(ctx, stale_after(rb))
     if has_stream:
-        alerts += _stream_rules(ctx)
+        alerts += _stream_rules(ctx, stale_after(rb))
     alerts += _platform_rules(ctx, rb, env)
     return [
         {"name": f"vcpl-{venue}-{env}-schedule", "rules": schedule.recording_rules(rb["schedule"], {"venue": venue, "environment": env})},

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vcpl import dashboards, drift, gate, generate, matrix, paths, promote, render, runbook, runbook_docs, stats, tools
+from vcpl import catalog, dashboards, drift, gate, generate, matrix, orchestra, paths, promote, render, runbook, runbook_docs, scaffold, stats, tools
 from vcpl.errors import VcplError
 
 
@@ -78,6 +78,8 @@ def _cmd_policy_matrix(args: argparse.Namespace) -> int:
 
 def _cmd_tools(args: argparse.Namespace) -> int:
     tools.install_all()
+    # The official FIX Orchestra XSD comes from its Maven Central artifact, never from git.
+    print(f"FIX Orchestra schema: {paths.relative(orchestra.fetch_schema())}")
     return 0
 
 
@@ -131,6 +133,9 @@ def parser() -> argparse.ArgumentParser:
     drift.add_parser(sub)
     runbook_docs.add_parser(sub)
     dashboards.add_parser(sub)
+    scaffold.add_parser(sub)
+    orchestra.add_parser(sub)
+    catalog.add_parser(sub)
     return top
 
 

@@ -38,7 +38,9 @@ def load(path: Path) -> Runbook:
         raise RunbookError(shown, [f"not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
         raise RunbookError(shown, ["top level: expected a mapping with apiVersion, kind, venue, ..."])
-    problems = schema_problems(data)
+    problems = placeholder_problems(data)
+    if not problems:
+        problems = schema_problems(data)
     if not problems:
         problems = semantic_problems(data, expected_id=path.parent.name)
     if problems:
@@ -71,6 +73,22 @@ def _describe_pykwalify(message: str, data: Runbook) -> str:
     field = field_path([p for p in raw_path.split("/") if p], data)
     detail = _PYKWALIFY_PATH.sub("", message).strip().rstrip(".")
     return f"{field or '(top level)'}: {detail}"
+
+
+def placeholder_problems(data: Any, where: str = "") -> list[str]:
+    """Every value a scaffold left to fill (`FILL-IN <kind>: <what>`), by field path."""
+    if isinstance(data, dict):
+        return [p for key, value in data.items() for p in placeholder_problems(value, f"{where}.{key}" if where else str(key))]
+    if isinstance(data, list):
+        found = []
+        for index, item in enumerate(data):
+            name = item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) and "FILL-IN" not in item["name"] else None
+            found += placeholder_problems(item, f"{where}[{index}]" + (f"({name})" if name else ""))
+        return found
+    if isinstance(data, str) and "FILL-IN " in data:
+        hint = data[data.index("FILL-IN ") + len("FILL-IN "):]
+        return [f"{where}: fill in {hint}"]
+    return []
 
 
 def field_path(parts: list[str], data: Any) -> str:
