@@ -9,6 +9,7 @@ session and feed alert can be gated on it and stays silent when the venue is clo
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,7 +25,8 @@ def minutes(clock: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-def offset_steps(zone: str) -> tuple[int, list[tuple[int, int]]]:
+@lru_cache(maxsize=None)  # pure in the zone, and the hourly scan is the costly part of `generate`
+def offset_steps(zone: str) -> tuple[int, tuple[tuple[int, int], ...]]:
     """(UTC offset at the start of the horizon, [(unix time of a change, change in seconds)])."""
     tz = ZoneInfo(zone)
     start = dt.datetime(HORIZON_YEARS[0], 1, 1, tzinfo=dt.timezone.utc)
@@ -43,7 +45,7 @@ def offset_steps(zone: str) -> tuple[int, list[tuple[int, int]]]:
             steps.append((int(nxt.timestamp()), current - previous))
             previous = current
         moment = nxt
-    return base, steps
+    return base, tuple(steps)
 
 
 def local_time_expr(zone: str) -> str:
