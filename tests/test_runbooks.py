@@ -61,9 +61,9 @@ def test_broken_runbook_names_file_and_field(case: dict[str, Any], tmp_path: Pat
 
 
 def test_literal_broken_fixture_file_is_rejected() -> None:
-    path = ROOT / "tests" / "fixtures" / "runbooks" / "cme" / "runbook.yaml"
+    path = ROOT / "tests" / "fixtures" / "runbooks" / "kitchen-sink" / "runbook.yaml"
     with pytest.raises(runbook.RunbookError) as info:
         runbook.load(path)
     message = str(info.value)
-    assert "tests/fixtures/runbooks/cme/runbook.yaml" in message
-    assert "services[0](ilink3).heartbeat.default" in message
+    assert "tests/fixtures/runbooks/kitchen-sink/runbook.yaml" in message
+    assert "services[0](fix-oe).heartbeat.default: 90 is outside [5, 60] s" in message
