@@ -33,8 +33,6 @@ GATEWAY_METRICS = {
     "vcpl_vpn_tunnel_up": ("gauge 0/1", "the IPsec child SA to the venue is installed"),
     "vcpl_egress_path_up": ("gauge 0/1", "a TCP connect to the primary endpoint succeeds from the pinned egress IP"),
 }
-# Metrics from the platform that some rules use.
-PLATFORM_METRICS = ("up", "certmanager_certificate_expiration_timestamp_seconds", "openshift_ptp_offset_ns", "kube_pod_info")
 
 
 @dataclass(frozen=True)

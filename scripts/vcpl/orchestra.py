@@ -350,14 +350,14 @@ def _protocol(interface: ET.Element, where: str) -> dict[str, Any]:
     service = interface.find(_q("service"))
     encoding = interface.find(_q("encoding"))
     session = interface.find(_q("sessionProtocol"))
-    layer_name = session.get("name") if session is not None else None
+    layer_name = session.get("name", "") if session is not None else ""
     protocol: dict[str, Any] = {
         "name": service.get("name") if service is not None else None,
         "version": service.get("version") if service is not None else None,
-        "encoding": {v: k for k, v in ENCODINGS.items()}.get(encoding.get("name")) if encoding is not None else None,
+        "encoding": {v: k for k, v in ENCODINGS.items()}.get(encoding.get("name", "")) if encoding is not None else None,
         "sessionLayer": {v: k for k, v in SESSION_LAYERS.items()}.get(layer_name),
     }
-    if layer_name in ("FIX4", "FIXT") and session.get("version"):
+    if session is not None and layer_name in ("FIX4", "FIXT") and session.get("version"):
         protocol["beginString"] = session.get("version")
     if layer_name == "FIXT":
         protocol["defaultApplVerID"] = None  # not in the schema; FIXT sessions need one

@@ -19,9 +19,6 @@ def runbook_path(venue: str) -> Path:
     return VENUES / venue / "runbook.yaml"
 
 
-def generated_dir(venue: str, env: str) -> Path:
-    return VENUES / venue / "generated" / env
-
 
 def overlay_dir(env: str, venue: str) -> Path:
     return OVERLAYS / env / venue

@@ -10,12 +10,6 @@ def _lines(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.lstrip().startswith("#"))
 
 
-def authored_files(venue: str) -> list[Path]:
-    files = [paths.runbook_path(venue), paths.VENUES / venue / "kustomization.yaml"]
-    files += sorted(paths.OVERLAYS.glob(f"*/{venue}/*.yaml"))
-    return [f for f in files if f.exists()]
-
-
 def report() -> str:
     rows = ["| venue | run book | composition | overlays (3 envs) | authored | rendered (3 envs) | ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
     for venue in paths.venue_ids():
