@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 VENUE ?=
 ENV ?=
 
-.PHONY: help setup tools test check policy-matrix promote drift runbook-docs scaffold validate generate build build-all stats kind-up
+.PHONY: help setup tools test test-venue bench mutation-table check policy-matrix promote drift runbook-docs scaffold validate generate build build-all stats kind-up
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,10 +27,21 @@ tools: $(VENV)/.installed ## build the pinned kustomize, conftest and kyverno in
 	$(VCPL) tools
 
 test: check ## the policy gate, then every test (run books, renders, schemas, policy suites, agreement)
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
 
-check: ## the policy gate: kyverno and conftest over every rendered overlay
-	$(VCPL) check
+check: ## the policy gate over every overlay's effective model; VENUE= and ENV= judge only those
+	$(VCPL) check $(if $(VENUE),--venue $(VENUE)) $(if $(ENV),--env $(ENV))
+
+test-venue: ## one venue: its gate, then the tests parametrized by it: make test-venue VENUE=cme
+	@test -n "$(VENUE)" || { echo "usage: make test-venue VENUE=<venue>" >&2; exit 2; }
+	$(VCPL) check --venue $(VENUE)
+	$(PY) -m pytest --venue $(VENUE)
+
+mutation-table: ## run the mutation suite and regenerate policies/MUTATIONS.md
+	$(PY) -m tests.mutation --write
+
+bench: ## time render-only against the full gate on 24, 96 and 384 synthesized overlays
+	$(VCPL) bench $(if $(SIZES),--sizes $(SIZES))
 
 policy-matrix: ## regenerate policies/MATRIX.md (rules x fixtures)
 	$(VCPL) policy-matrix
@@ -42,12 +53,17 @@ promote: ## promote a venue: make promote VENUE=cme FROM=cert TO=prod
 validate: ## check every run book
 	$(VCPL) validate
 
-generate: ## regenerate everything derived: profiles, dashboards, docs/runbooks, policy matrix
+generate: ## regenerate everything derived (VENUE= for one venue's profiles and run-book doc only)
+ifeq ($(VENUE),)
 	$(VCPL) generate
 	$(VCPL) dashboards
 	$(VCPL) runbook-docs
 	$(VCPL) catalog
 	$(VCPL) policy-matrix
+else
+	$(VCPL) generate --venue $(VENUE)
+	$(VCPL) runbook-docs --venue $(VENUE)
+endif
 
 runbook-docs: ## regenerate docs/runbooks/<venue>.md from the run books and rendered overlays
 	$(VCPL) runbook-docs

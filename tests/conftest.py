@@ -42,6 +42,25 @@ def runbooks() -> dict[str, runbook.Runbook]:
     return {venue: runbook.load_venue(venue) for venue in paths.venue_ids()}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--venue", help="run only the tests parametrized by this venue (make test-venue)")
+
+
+def _names_venue(item: pytest.Item, venue: str) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    values = [v for value in params.values() for v in (value if isinstance(value, (tuple, list)) else [value])]
+    return venue in values
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    venue = config.getoption("--venue")
+    if not venue:
+        return
+    kept = [item for item in items if _names_venue(item, venue)]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
 def find(docs: Docs, kind: str, name: str) -> dict[str, Any]:
     for doc in docs:
         if doc["kind"] == kind and doc["metadata"]["name"] == name:

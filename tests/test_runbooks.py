@@ -45,8 +45,9 @@ def test_broken_runbook_names_file_and_field(case: dict[str, Any], tmp_path: Pat
     data = copy.deepcopy(yaml.safe_load(paths.runbook_path(case["venue"]).read_text()))
     for dotted, value in case["set"].items():
         _apply(data, dotted, value)
-    folder = tmp_path / case["venue"]
-    folder.mkdir()
+    # The venue layout (venues/<id>/runbook.yaml), where the folder names the venue.
+    folder = tmp_path / "venues" / case["venue"]
+    folder.mkdir(parents=True)
     target = folder / "runbook.yaml"
     target.write_text(yaml.safe_dump(data, sort_keys=False))
     # Through the CLI, as a user would meet the error.

@@ -173,9 +173,9 @@ def clock_rule_groups(rb: Runbook, env: str, namespace: str) -> list[dict[str, A
     return [{"name": f"vcpl-{ctx.venue}-{env}-clock-sync", "rules": [rule]}]
 
 
-def rule_groups(rb: Runbook, env: str, namespace: str) -> list[dict[str, Any]]:
-    venue = rb["venue"]["id"]
-    ctx = Context(venue, env, namespace)
+def alert_rules(rb: Runbook, env: str, namespace: str) -> list[dict[str, Any]]:
+    """The alerting rules the run book's services, network path and TLS imply for one overlay."""
+    ctx = Context(rb["venue"]["id"], env, namespace)
     purposes = {s["purpose"] for s in rb["services"]}
     has_multicast = any(s["environments"][env].get("channels") for s in rb["services"])
     has_stream = any(s["protocol"]["sessionLayer"] == "websocket" for s in rb["services"])
@@ -189,7 +189,12 @@ def rule_groups(rb: Runbook, env: str, namespace: str) -> list[dict[str, Any]]:
         alerts += _feed_rules(ctx, stale_after(rb))
     if has_stream:
         alerts += _stream_rules(ctx, stale_after(rb))
-    alerts += _platform_rules(ctx, rb, env)
+    return alerts + _platform_rules(ctx, rb, env)
+
+
+def rule_groups(rb: Runbook, env: str, namespace: str) -> list[dict[str, Any]]:
+    venue = rb["venue"]["id"]
+    alerts = alert_rules(rb, env, namespace)
     return [
         {"name": f"vcpl-{venue}-{env}-schedule", "rules": schedule.recording_rules(rb["schedule"], {"venue": venue, "environment": env})},
         {"name": f"vcpl-{venue}-{env}", "rules": alerts},

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from vcpl import catalog, dashboards, drift, gate, generate, matrix, orchestra, paths, promote, render, runbook, runbook_docs, scaffold, stats, tools
+from vcpl import bench, catalog, dashboards, drift, gate, generate, matrix, orchestra, paths, promote, render, runbook, runbook_docs, scaffold, stats, tools
 from vcpl.errors import VcplError
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    """Any file, in venues/ or a draft elsewhere; stderr gets one `<file>: <field>: ...` line per problem."""
     targets = [Path(p) for p in args.files] or [paths.runbook_path(v) for v in paths.venue_ids()]
     failures = []
     for path in targets:
@@ -17,6 +19,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             runbook.load(path)
             print(f"ok   {paths.relative(path)}")
         except VcplError as exc:
+            print(f"FAIL {paths.relative(path)}")
             failures.append(str(exc))
     for failure in failures:
         print(failure, file=sys.stderr)
@@ -24,8 +27,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    files = generate.planned()
-    return generate.check_or_write(files, args.check, "generated files", "make generate", generate.generated_on_disk(), "any run book")
+    venues = [args.venue] if args.venue else None
+    files = generate.planned(venues)
+    return generate.check_or_write(files, args.check, "generated files", "make generate", generate.generated_on_disk(venues), "any run book")
 
 
 def _write(text: str, output: str | None) -> None:
@@ -51,10 +55,36 @@ def _cmd_build_all(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    result = gate.check(Path(args.output))
+    if args.shard:
+        index, total = gate.parse_shard(args.shard)
+        shard = gate.check_shard(paths.ROOT, index, total, use_cache=not args.no_cache)
+        target = Path(args.shard_output or f"build/gate/shard-{index}-of-{total}.json")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(shard), encoding="utf-8")
+        print(f"shard {index}/{total}: {len(shard['overlays'])} overlays, {len(shard['findings'])} finding(s) -> {target}")
+        return 0
+    if args.merge:
+        shards = []
+        for name in args.merge:
+            try:
+                shards.append(json.loads(Path(name).read_text(encoding="utf-8")))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise VcplError(f"{name}: not a shard result: {exc}") from None
+        result = gate.merge_shards(shards)
+        print(gate.report(result))
+        return 0 if result.ok else 1
+    scope = None
+    if args.venue or args.env:
+        scope = {(e, v) for e, v in gate.overlays_under(paths.ROOT)
+                 if (not args.venue or v == args.venue) and (not args.env or e == args.env)}
+        if not scope:
+            raise VcplError(f"no overlay for venue {args.venue or '*'} in environment {args.env or '*'}")
+    result = gate.check(scope=scope, use_cache=not args.no_cache)
     print(gate.report(result))
     timing = ", ".join(f"{step} {secs:.1f}s" for step, secs in result.seconds.items())
     print(f"timing: {timing}")
+    c = result.counts
+    print(f"judged afresh: {c.get('rego', 0)} of {c.get('overlays', 0)} overlays by conftest, {c.get('kyverno', 0)} by kyverno (the rest from .cache/gate)")
     return 0 if result.ok else 1
 
 
@@ -98,6 +128,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="derive each overlay's ConnectivityProfile from the run books")
     p.add_argument("--check", action="store_true", help="fail if the checked-in files are out of date")
+    p.add_argument("--venue", help="only this venue (another venue's unfinished run book does not block it)")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("build", help="render one overlay with kustomize")
@@ -110,8 +141,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="build/rendered")
     p.set_defaults(func=_cmd_build_all)
 
-    p = sub.add_parser("check", help="the policy gate: kyverno and conftest over every rendered overlay")
-    p.add_argument("-o", "--output", default="build/gate", help="where rendered overlays and policy data go")
+    p = sub.add_parser("check", help="the policy gate: kyverno and conftest over every overlay's effective model")
+    p.add_argument("--venue", help="judge only this venue's overlays (the others still count for CompID uniqueness)")
+    p.add_argument("--env", choices=paths.ENVIRONMENTS, help="judge only this environment's overlays")
+    p.add_argument("--no-cache", action="store_true", help="judge everything again, ignoring .cache/gate")
+    p.add_argument("--shard", metavar="I/N", help="judge only the I-th of N shards (a CI matrix job); writes its result for --merge")
+    p.add_argument("--shard-output", metavar="FILE", help="where --shard writes (default build/gate/shard-I-of-N.json)")
+    p.add_argument("--merge", nargs="+", metavar="FILE", help="join shard results, run the cross-overlay rules once and report")
     p.set_defaults(func=_cmd_check)
 
     p = sub.add_parser("promote", help="promote a venue's image and run-book version to the next environment")
@@ -136,6 +172,7 @@ def parser() -> argparse.ArgumentParser:
     scaffold.add_parser(sub)
     orchestra.add_parser(sub)
     catalog.add_parser(sub)
+    bench.add_parser(sub)
     return top
 
 

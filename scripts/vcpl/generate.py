@@ -47,11 +47,25 @@ def outputs_for(rb: runbook.Runbook, platform: dict[str, Any], out_root: Path, s
     return files
 
 
-def planned() -> dict[Path, str]:
+def _folders(venues: list[str] | None) -> list[Path]:
+    """Venue folders to generate: all of them, or the named ones (another venue's unfinished run
+    book then cannot block the one being onboarded)."""
+    if not venues:
+        return paths.venue_dirs()
+    folders = []
+    for venue in venues:
+        folder = paths.VENUES / venue
+        if not (folder / "runbook.yaml").exists():
+            raise VcplError(f"{paths.relative(folder / 'runbook.yaml')}: no such run book; expected one of: {', '.join(paths.venue_ids())}")
+        folders.append(folder)
+    return folders
+
+
+def planned(venues: list[str] | None = None) -> dict[Path, str]:
     """Every generated file, keyed by path; raises before anything is written if a run book is bad."""
     platform = load_platform()
     files: dict[Path, str] = {}
-    for folder in paths.venue_dirs():
+    for folder in _folders(venues):
         rb = runbook.load(folder / "runbook.yaml")
         source = paths.relative(folder / "runbook.yaml")
         files.update(outputs_for(rb, platform, folder / "generated", source))
@@ -101,8 +115,8 @@ def check_or_write(files: dict[Path, str], check: bool, what: str, command: str,
     return 0
 
 
-def generated_on_disk() -> list[Path]:
-    return [p for folder in paths.venue_dirs() for p in (folder / "generated").rglob("*") if p.is_file()]
+def generated_on_disk(venues: list[str] | None = None) -> list[Path]:
+    return [p for folder in _folders(venues) for p in (folder / "generated").rglob("*") if p.is_file()]
 
 
 def stale(files: dict[Path, str]) -> list[str]:

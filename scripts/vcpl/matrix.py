@@ -38,7 +38,7 @@ def kyverno_rows() -> list[Row]:
         test_file = policy_file.parent / ".kyverno-test" / "kyverno-test.yaml"
         results = yaml.safe_load(test_file.read_text())["results"] if test_file.exists() else []
         for rule in policy["spec"]["rules"]:
-            names = {rule["name"], f"autogen-{rule['name']}"}
+            names = {rule["name"], f"autogen-{rule['name']}", f"autogen-cronjob-{rule['name']}"}
             row = Row("kyverno", policy["metadata"]["name"], rule["name"])
             for result in results:
                 if result["rule"] in names:

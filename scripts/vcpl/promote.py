@@ -78,7 +78,7 @@ def _tool_versions() -> dict[str, str]:
     return found
 
 
-def promote(venue: str, source_env: str, target_env: str, dry_run: bool = False, out: Path | None = None) -> tuple[bool, str]:
+def promote(venue: str, source_env: str, target_env: str, dry_run: bool = False) -> tuple[bool, str]:
     """Returns (passed, report). Writes the target overlay and evidence only when the gate passes."""
     if NEXT.get(source_env) != target_env:
         raise VcplError(f"cannot promote {source_env} -> {target_env}; expected dev -> cert or cert -> prod")
@@ -107,7 +107,7 @@ def promote(venue: str, source_env: str, target_env: str, dry_run: bool = False,
         source_render = render.build(source_env, venue)
         lines.append(f"\nrendered difference between {source_env} and {target_env} (after promotion):")
         lines += difflib.unified_diff(source_render.splitlines(), after_render.splitlines(), f"{source_env}/{venue}", f"{target_env}/{venue}", lineterm="", n=1)
-        result = gate.check(out or paths.ROOT / "build" / "promote")
+        result = gate.check()
     except Exception:
         target_path.write_text(original, encoding="utf-8")
         raise

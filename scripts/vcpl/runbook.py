@@ -5,6 +5,8 @@ the error carries the file, so a broken run book says exactly where to look.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import ipaddress
 import logging
 import re
@@ -17,35 +19,92 @@ import yaml
 from pykwalify.core import Core
 from pykwalify.errors import PyKwalifyException
 
-from vcpl import paths
-from vcpl.errors import RunbookError
+from vcpl import paths, yamlio
+from vcpl.errors import InputError, RunbookError
 
 Runbook = dict[str, Any]
 
 FIX_LAYERS = {"fix", "fixt"}
 TLS_TRANSPORTS = {"tls", "wss"}
-_PYKWALIFY_PATH = re.compile(r"Path: '(?P<path>[^']*)'")
+# pykwalify names the data path as "Path: '/a/0/b'" or, for type errors, "Value path: '...'".
+_PYKWALIFY_PATH = re.compile(r"(?:Value )?[Pp]ath: '(?P<path>[^']*)'")
+_PYKWALIFY_PATTERN = re.compile(r"does not match pattern '(?P<pattern>.*)'$")
+_PYKWALIFY_VALUE = re.compile(r"Value '(?P<value>.*)' (?P<rest>(?:is|does) not .*)$", re.DOTALL)
+
+# The largest shipped run book is about 10 KiB and 11 levels deep with ~650 YAML nodes. The
+# limits leave room for growth (25x, 3x, 15x) while a hostile file still fails within a second:
+# the pure-Python composer that sees duplicate keys and aliases reads about 0.7 MB/s.
+LIMITS = yamlio.Limits(max_bytes=256 * 1024, max_depth=32, max_nodes=10_000)
+
+# Keys that would hold a credential's value; `make generate` copies session blocks into the
+# gateway's config, so such a key must never reach a run book. Matched anywhere in a key name.
+_CREDENTIAL_KEY = re.compile(
+    r"pass(?:word|wd|phrase)|pwd|secret|token|api[-_]?key|private[-_]?key|credential|psk", re.IGNORECASE
+)
+# Keys that name where credentials live, never what they are: (parent key, key).
+_CREDENTIAL_KEY_ALLOWED = {("auth", "secretKeys")}
+
+
+# Validated run books by (path, content digest): validation is a pure function of both, and the
+# gate, the bench and the mutation suite load the same files many times in one process.
+_VALIDATED: dict[tuple[str, str], Runbook] = {}
 
 
 def load(path: Path) -> Runbook:
     """Read and fully validate one run book; raise RunbookError listing every problem."""
-    shown = paths.relative(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunbookError(shown, ["file not found; expected venues/<venue>/runbook.yaml"]) from None
-    except yaml.YAMLError as exc:
-        raise RunbookError(shown, [f"not valid YAML: {exc}"]) from None
+        key = (str(Path(path).resolve()), hashlib.sha256(Path(path).read_bytes()).hexdigest())
+    except OSError:
+        key = None
+    if key in _VALIDATED:
+        return copy.deepcopy(_VALIDATED[key])
+    data = _load_uncached(path)
+    if key is not None:
+        _VALIDATED[key] = copy.deepcopy(data)
+    return data
+
+
+def _load_uncached(path: Path) -> Runbook:
+    shown = paths.relative(path)
+    data = _read(path, shown)
     if not isinstance(data, dict):
         raise RunbookError(shown, ["top level: expected a mapping with apiVersion, kind, venue, ..."])
-    problems = placeholder_problems(data)
-    if not problems:
-        problems = schema_problems(data)
-    if not problems:
-        problems = semantic_problems(data, expected_id=path.parent.name)
+    # Later stages assume the earlier ones passed, so only the first stage with problems reports.
+    problems = (
+        credential_problems(data)
+        or null_problems(data)
+        or placeholder_problems(data)
+        or schema_problems(data)
+        or semantic_problems(data, expected_id=folder_venue_id(path))
+    )
     if problems:
         raise RunbookError(shown, problems)
     return data
+
+
+def _read(path: Path, shown: str) -> Any:
+    try:
+        return yamlio.load_strict(yamlio.read_text(path, LIMITS), LIMITS)
+    except FileNotFoundError:
+        raise RunbookError(shown, ["(file): not found; expected a run book such as venues/<venue>/runbook.yaml"]) from None
+    except OSError as exc:
+        raise RunbookError(shown, [f"(file): cannot be read ({exc.strerror}); expected a readable run book file"]) from None
+    except InputError as exc:
+        raise RunbookError(shown, exc.problems) from None
+
+
+def folder_venue_id(path: Path) -> str | None:
+    """The venue id a run book's folder implies, or None for a draft outside the venue layout.
+
+    At `<checkout>/venues/<id>/runbook.yaml` (also a scratch copy of the repository, or the
+    fixture venues) the folder name is the id the overlays and generated files use, so the run
+    book must agree. A draft anywhere else (/tmp/draft.yaml, ~/drafts/runbook.yaml) is checked
+    on its own `venue.id` by the schema.
+    """
+    folder = path.absolute().parent
+    if path.name == "runbook.yaml" and folder.parent.name == paths.VENUES.name:
+        return folder.name
+    return None
 
 
 def load_venue(venue: str) -> Runbook:
@@ -69,10 +128,94 @@ def schema_problems(data: Runbook) -> list[str]:
 
 def _describe_pykwalify(message: str, data: Runbook) -> str:
     match = _PYKWALIFY_PATH.search(message)
-    raw_path = match.group("path") if match else ""
-    field = field_path([p for p in raw_path.split("/") if p], data)
+    parts = [p for p in (match.group("path") if match else "").split("/") if p]
+    field = field_path(parts, data) or "(top level)"
     detail = _PYKWALIFY_PATH.sub("", message).strip().rstrip(".")
-    return f"{field or '(top level)'}: {detail}"
+    pattern = _PYKWALIFY_PATTERN.search(detail)
+    if pattern:
+        # A regex means little to a reader: the rule's `desc` says what is expected.
+        regex = pattern.group("pattern")
+        expected = _pattern_descriptions().get(regex) or f"a value matching {regex}"
+        return f"{field}: {_short(repr(_value_at(parts, data)))} is not valid; expected {expected}"
+    value = _PYKWALIFY_VALUE.match(detail)
+    if value:
+        # pykwalify quotes the whole value, which for a mapping can be the rest of the run book.
+        detail = f"Value '{_short(value.group('value'))}' {value.group('rest')}"
+    return f"{field}: {detail}"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@lru_cache(maxsize=1)
+def _pattern_descriptions() -> dict[str, str]:
+    """pattern -> desc for every schema rule that has both."""
+    found: dict[str, str] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str) and isinstance(node.get("desc"), str):
+                found[node["pattern"]] = node["desc"]
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(_schema())
+    return found
+
+
+def _value_at(parts: list[str], data: Any) -> Any:
+    node = data
+    for part in parts:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            return None
+    return node
+
+
+def _item_path(where: str, index: int, item: Any) -> str:
+    name = item.get("name") if isinstance(item, dict) else None
+    return f"{where}[{index}]" + (f"({name})" if isinstance(name, (str, int)) and name != "" else "")
+
+
+def _entries(node: Any, where: str = "", owner: Any = None) -> Iterator[tuple[str, Any, Any, Any]]:
+    """(field path, key, value, owner) of every mapping entry, where owner is the key of the
+    mapping holding it, and (path, None, item, owner) of every list item."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{where}.{key}" if where else str(key)
+            yield here, key, value, owner
+            yield from _entries(value, here, key)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            here = _item_path(where, index, item)
+            yield here, None, item, owner
+            yield from _entries(item, here, owner)
+
+
+def credential_problems(data: Runbook) -> list[str]:
+    """Keys that look like they hold a password, token or key, wherever they are."""
+    return [
+        f"{where}: '{key}' looks like a credential, which a run book must never hold; "
+        "expected the secret in the secret store, referenced by key name in auth.secretKeys"
+        for where, key, _, owner in _entries(data)
+        if key is not None and _CREDENTIAL_KEY.search(str(key)) and (owner, key) not in _CREDENTIAL_KEY_ALLOWED
+    ]
+
+
+def null_problems(data: Runbook) -> list[str]:
+    """Empty values: pykwalify lets an optional field be null, which the checks below do not expect."""
+    return [
+        f"{where}: has no value; expected a value, or leave the field out"
+        for where, _, value, _ in _entries(data)
+        if value is None
+    ]
 
 
 def placeholder_problems(data: Any, where: str = "") -> list[str]:

@@ -539,10 +539,11 @@ def render_doc(venue: str, rendered: Rendered | None = None) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def planned(rendered: dict[tuple[str, str], Objects] | None = None) -> dict[Path, str]:
-    """docs/runbooks/<venue>.md of every venue; `rendered` maps (env, venue) to objects when already built."""
+def planned(rendered: dict[tuple[str, str], Objects] | None = None, venues: list[str] | None = None) -> dict[Path, str]:
+    """docs/runbooks/<venue>.md of every venue (or the named ones); `rendered` maps (env, venue) to
+    objects when already built."""
     files = {}
-    for venue in paths.venue_ids():
+    for venue in venues or paths.venue_ids():
         envs = {env: rendered[(env, venue)] for env in paths.ENVIRONMENTS} if rendered is not None else None
         files[doc_path(venue)] = render_doc(venue, envs)
     return files
@@ -557,10 +558,13 @@ def stale(files: dict[Path, str]) -> list[str]:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    return generate.check_or_write(planned(), args.check, "run-book docs", "make generate", _docs_on_disk(), "any run book")
+    venues = [args.venue] if args.venue else None
+    on_disk = [doc_path(args.venue)] if args.venue else _docs_on_disk()
+    return generate.check_or_write(planned(venues=venues), args.check, "run-book docs", "make generate", on_disk, "any run book")
 
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("runbook-docs", help="write docs/runbooks/<venue>.md from the run books and rendered overlays")
     p.add_argument("--check", action="store_true", help="fail if the checked-in docs are out of date")
+    p.add_argument("--venue", help="only this venue's run book")
     p.set_defaults(func=_cmd)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from vcpl import paths
+from vcpl import paths, render
 from vcpl.errors import VcplError
 
 
@@ -61,8 +61,19 @@ TOOLS = (
 )
 
 
-def _stamp(tool: GoTool) -> str:
+def stamp(tool: GoTool) -> str:
     return f"{tool.module}@{tool.version} {tool.ldflags}".strip()
+
+
+def installed_stamp(name: str) -> str:
+    """What identifies the binary a command will run: the version stamp beside it, or its size and
+    modification time when it was installed by other means."""
+    binary = Path(render.tool(name))
+    recorded = binary.parent / f".{name}.version"
+    if recorded.exists():
+        return recorded.read_text(encoding="utf-8").strip()
+    info = binary.stat()
+    return f"{binary} {info.st_size} {info.st_mtime_ns}"
 
 
 def _stamp_path(tool: GoTool) -> Path:
@@ -70,8 +81,8 @@ def _stamp_path(tool: GoTool) -> Path:
 
 
 def is_current(tool: GoTool) -> bool:
-    stamp = _stamp_path(tool)
-    return (paths.TOOLS_BIN / tool.name).exists() and stamp.exists() and stamp.read_text().strip() == _stamp(tool)
+    recorded = _stamp_path(tool)
+    return (paths.TOOLS_BIN / tool.name).exists() and recorded.exists() and recorded.read_text().strip() == stamp(tool)
 
 
 def _go_env() -> dict[str, str]:
@@ -101,7 +112,7 @@ def install(tool: GoTool) -> None:
         if tool.ldflags:
             cmd += ["-ldflags", tool.ldflags]
         _run(cmd + [f"{tool.module}@{tool.version}"])
-    _stamp_path(tool).write_text(_stamp(tool) + "\n")
+    _stamp_path(tool).write_text(stamp(tool) + "\n")
 
 
 def install_all(log: Callable[[str], None] = print) -> None:

@@ -1,5 +1,8 @@
-# Completeness: nothing rendered still points at a placeholder, and prod does
-# not rely on an unverified run-book source nobody has signed off.
+# Completeness: nothing the overlay's workload will connect to or read is still
+# a placeholder, and prod does not rely on an unverified run-book source nobody
+# has signed off. Addresses come from the model (the engines' real targets,
+# every parsed session file, every rendered object) and from the run book's
+# facts for this environment, so a placeholder is caught wherever it was typed.
 package vcpl.completeness
 
 import data.vcpl.lib
@@ -21,6 +24,19 @@ source_declaration_roots := {"sources", "acknowledgements"}
 
 non_prod_environments := {"dev", "cert"}
 
+# Keys whose values are addresses, in the session files and the run book
+# (a list under the key counts element by element).
+address_keys := {"host", "group", "cidrs", "allowlistedSourceIP", "peer", "remoteCIDRs", "remoteAddrs"}
+
+# Keys of rendered objects whose values are addresses the cluster will use.
+object_address_keys := {"cidr", "destinationCIDRs", "egressIP"}
+
+sessions := object.get(input, "sessions", {})
+
+runbook_object := sprintf("VenueRunbook/%s", [lib.venue])
+
+object_id(obj) := sprintf("%s/%s", [obj.kind, obj.metadata.name])
+
 # ---------------------------------------------------------------------------
 # Placeholder addresses
 # ---------------------------------------------------------------------------
@@ -38,6 +54,10 @@ is_ip_literal(value) if is_ipv4_literal(value)
 
 is_ip_literal(value) if is_ipv6_literal(value)
 
+# Tokens count as words: letters may not touch them on either side, so
+# "TODO_HOST" and "changeme-1" match but "mastodon" does not.
+has_token(line, token) if regex.match(sprintf(`(?i)(^|[^a-z])%s([^a-z]|$)`, [token]), line)
+
 # Everything that makes an address a placeholder (empty when it is a real one).
 # `value` is a host name, an IP address or a CIDR.
 placeholder_reasons(value) := union({
@@ -46,69 +66,114 @@ placeholder_reasons(value) := union({
 	{"is the loopback name localhost" | within_domain(host, "localhost")},
 	{"is the unspecified address 0.0.0.0" | address == "0.0.0.0"},
 	{sprintf("lies in the documentation range %s", [r]) | is_ip_literal(host); some r in documentation_ranges; net.cidr_contains(r, host)},
+	{sprintf("contains the placeholder word %s", [token]) | some token in placeholder_tokens; has_token(value, token)},
 }) if {
 	host := trim_right(lower(trim_space(value)), ".")
 	address := split(host, "/")[0]
 }
 
-# Every address-like value the rendered overlay will actually connect to, with
-# the object and field it came from.
-addresses contains {"venue": venue, "environment": env, "object": g.object, "field": field, "value": endpoint.host} if {
-	some [venue, env] in lib.overlays
-	some g in lib.gateway_configs(venue, env)
-	some si, service in g.config.services
-	some ei, endpoint in service.endpoints
-	is_string(endpoint.host)
-	field := sprintf("data[gateway.json].services[%d].endpoints[%d].host", [si, ei])
+# The key a walked value sits under: its own, or its list's for an element.
+value_key(path) := path[count(path) - 1] if {
+	is_string(path[count(path) - 1])
+} else := path[count(path) - 2]
+
+# String values under address keys inside a parsed document, with their path.
+address_values(doc) := {[path, value] |
+	walk(doc, [path, value])
+	is_string(value)
+	count(path) > 0
+	value_key(path) in address_keys
 }
 
-addresses contains {"venue": venue, "environment": env, "object": file.object, "field": field, "value": value} if {
-	some [venue, env] in lib.overlays
-	some file in lib.fix_session_files(venue, env)
-	some index, section in lib.ini_sections(file.text)
-	some key, value in section.settings
-	regex.match(`^SocketConnectHost[0-9]*$`, key)
-	field := sprintf("data[session.cfg].%s.%s", [section_label(lib.ini_sections(file.text), index), key])
+join_field(base, path) := concat(".", [base, lib.format_path(path)]) if {
+	is_string(path[0])
+} else := concat("", [base, lib.format_path(path)])
+
+# Host of a stunnel `connect` (host:port, [v6]:port, or a bare port).
+connect_host(connect) := host if {
+	m := regex.find_all_string_submatch_n(`^(\[[^\]]*\]|[^:]*):[0-9]+$`, trim_space(connect), 1)
+	count(m) > 0
+	host := trim(m[0][1], "[]")
+} else := trim_space(connect)
+
+# Every address the workload will actually connect to or be configured with,
+# with the object and field it came from.
+# gateway.json targets are covered by the walk over gateway.json below.
+addresses contains {"object": object.get(t, "hostObject", t.object), "field": object.get(t, "hostField", t.field), "value": t.host} if {
+	some t in object.get(sessions, "targets", [])
+	t.source != "gateway.json"
+	is_string(t.host)
 }
 
-addresses contains {"venue": venue, "environment": env, "object": lib.object_id(np), "field": field, "value": peer.ipBlock.cidr} if {
-	some [venue, env] in lib.overlays
-	some np in lib.overlay_kind(venue, env, "NetworkPolicy")
-	some direction, peers_key in {"egress": "to", "ingress": "from"}
-	some i, rule in object.get(np.spec, direction, [])
-	some j, peer in object.get(rule, peers_key, [])
-	is_string(peer.ipBlock.cidr)
-	field := sprintf("spec.%s[%d].%s[%d].ipBlock.cidr", [direction, i, peers_key, j])
+addresses contains {"object": g.object, "field": join_field(g.field, path), "value": value} if {
+	g := sessions.gateway
+	some [path, value] in address_values(g.config)
 }
 
-# "DEFAULT" or "SESSION[n]" (n counts SESSION sections from 1), matching lib.fix_field.
-section_label(sections, index) := "DEFAULT" if {
-	sections[index].name == "DEFAULT"
-} else := sprintf("%s[%d]", [sections[index].name, count([s | some k, s in sections; k <= index; s.name == sections[index].name])])
+addresses contains {"object": c.object, "field": join_field(c.field, path), "value": value} if {
+	some c in object.get(sessions, "channels", [])
+	some [path, value] in address_values(c.config)
+}
+
+addresses contains {"object": qf.object, "field": sprintf("%s.DEFAULT.%s", [qf.field, key]), "value": value} if {
+	some qf in object.get(sessions, "quickfix", [])
+	some key, value in object.get(qf, "default", {})
+	regex.match(`(?i)^SocketConnectHost[0-9]*$`, key)
+}
+
+addresses contains {"object": qf.object, "field": sprintf("%s.SESSION[%v].%s", [qf.field, n, key]), "value": value} if {
+	some qf in object.get(sessions, "quickfix", [])
+	some k, s in qf.sessions
+	n := object.get(s, "index", k + 1)
+	some key, value in object.get(s, "own", {})
+	regex.match(`(?i)^SocketConnectHost[0-9]*$`, key)
+}
+
+addresses contains {"object": st.object, "field": field, "value": connect_host(svc.connect)} if {
+	some st in object.get(sessions, "stunnel", [])
+	some svc in st.services
+	is_string(svc.connect)
+	field := object.get(svc, "field", sprintf("%s[%s].connect", [st.field, svc.name]))
+}
+
+addresses contains {"object": sw.object, "field": sw.field, "value": value} if {
+	some sw in object.get(sessions, "swanctl", [])
+	some value in object.get(sw, "remoteAddrs", [])
+}
+
+# ipBlock CIDRs of any (Multi)NetworkPolicy, egress-gateway CIDRs and IPs.
+addresses contains {"object": object_id(obj), "field": lib.format_path(path), "value": value} if {
+	some obj in object.get(input, "objects", [])
+	walk(obj, [path, value])
+	is_string(value)
+	count(path) > 0
+	value_key(path) in object_address_keys
+}
+
+# The run book's facts for this environment, before anything is generated.
+addresses contains {"object": runbook_object, "field": lib.format_path(array.concat(["services", i, "environments", lib.environment], path)), "value": value} if {
+	some i, service in object.get(lib.runbook, "services", [])
+	some [path, value] in address_values(object.get(service, ["environments", lib.environment], {}))
+}
+
+addresses contains {"object": runbook_object, "field": lib.format_path(array.concat(["environments", lib.environment], path)), "value": value} if {
+	some [path, value] in address_values(object.get(lib.runbook, ["environments", lib.environment], {}))
+}
 
 # ---------------------------------------------------------------------------
-# Placeholder words
+# Placeholder words in what the pods read
 # ---------------------------------------------------------------------------
 
-# The generated text files a person might have hand-edited, with their field.
-texts contains {"venue": venue, "environment": env, "object": lib.object_id(cm), "field": "data[gateway.json]", "text": cm.data["gateway.json"]} if {
-	some [venue, env] in lib.overlays
-	some cm in lib.overlay_configmaps(venue, env, "venue-gateway")
-	is_string(cm.data["gateway.json"])
+config_texts contains {"object": object_id(obj), "field": sprintf("data[%s]", [key]), "text": value} if {
+	some obj in object.get(input, "objects", [])
+	obj.kind == "ConfigMap"
+	some key, value in object.get(obj, "data", {})
+	is_string(value)
 }
-
-texts contains {"venue": venue, "environment": env, "object": lib.object_id(cm), "field": "data[session.cfg]", "text": cm.data["session.cfg"]} if {
-	some [venue, env] in lib.overlays
-	some cm in lib.overlay_configmaps(venue, env, "fix-session")
-	is_string(cm.data["session.cfg"])
-}
-
-# Tokens count as words: letters may not touch them on either side, so
-# "TODO_HOST" and "changeme-1" match but "mastodon" does not.
-has_token(line, token) if regex.match(sprintf(`(?i)(^|[^a-z])%s([^a-z]|$)`, [token]), line)
 
 # rule: completeness-no-placeholder
 deny contains result if {
+	lib.is_overlay
 	some result in placeholder_findings
 }
 
@@ -116,19 +181,23 @@ placeholder_findings contains result if {
 	some a in addresses
 	some reason in placeholder_reasons(a.value)
 	result := lib.finding(
-		"completeness-no-placeholder", a.venue, a.environment, a.object, a.field,
+		"completeness-no-placeholder", a.object, a.field,
 		sprintf("%q %s: a placeholder, not a venue address", [a.value, reason]),
 		"replace it with the venue's real address in the run book (mark it source quality U if unconfirmed) and regenerate",
 	)
 }
 
+# Most texts hold no token: one match over the whole text spares the line scan.
+any_token := sprintf(`(?i)(^|[^a-z])(%s)([^a-z]|$)`, [concat("|", placeholder_tokens)])
+
 placeholder_findings contains result if {
-	some t in texts
+	some t in config_texts
+	regex.match(any_token, t.text)
 	some n, line in split(t.text, "\n")
 	some token in placeholder_tokens
 	has_token(line, token)
 	result := lib.finding(
-		"completeness-no-placeholder", t.venue, t.environment, t.object, t.field,
+		"completeness-no-placeholder", t.object, t.field,
 		sprintf("line %d contains the placeholder word %s: %q", [n + 1, token, trim_space(line)]),
 		"fill in the value in the run book and regenerate; never ship TODO/TBD/CHANGEME/FIXME",
 	)
@@ -164,9 +233,9 @@ acknowledged_for_prod(runbook, key) if {
 
 # rule: completeness-unverified-acknowledged
 deny contains result if {
-	some [venue, env] in lib.overlays
-	env == "prod"
-	runbook := data.runbooks[venue]
+	lib.is_overlay
+	lib.environment == "prod"
+	runbook := lib.runbook
 	references := prod_source_references(runbook)
 	some key in {ref[0] | some ref in references}
 	runbook.sources[key].quality == "U"
@@ -174,8 +243,8 @@ deny contains result if {
 	example := min({ref[1] | some ref in references; ref[0] == key})
 	uses := count({ref | some ref in references; ref[0] == key})
 	result := lib.finding(
-		"completeness-unverified-acknowledged", venue, env, sprintf("VenueRunbook/%s", [venue]), example,
-		sprintf("unverified source %s (quality U) backs %d prod fact(s), e.g. %s in venues/%s/runbook.yaml, with no prod acknowledgement", [key, uses, example, venue]),
+		"completeness-unverified-acknowledged", runbook_object, example,
+		sprintf("unverified source %s (quality U) backs %d prod fact(s), e.g. %s in venues/%s/runbook.yaml, with no prod acknowledgement", [key, uses, example, lib.venue]),
 		sprintf("confirm the fact with the venue and raise %s's quality, or add an acknowledgements entry with source %s and environments [prod]", [key, key]),
 	)
 }

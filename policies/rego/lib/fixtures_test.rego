@@ -1,29 +1,29 @@
-# Builders shared by the unit tests of every package: small labelled objects,
-# the --combine input shape, and filters over deny results.
+# Builders shared by the unit tests of every package: a minimal overlay model
+# that rules can be tested against, and filters over deny results.
 package vcpl.fixtures
 
-labels(venue, env) := {
-	"app.kubernetes.io/name": "venue-gateway",
-	"vcpl.dev/venue": venue,
-	"vcpl.dev/environment": env,
-}
-
-# A labelled object of one overlay; `body` is merged over the skeleton
-# (object.union is recursive, so body may add metadata.annotations etc.).
-resource(kind, name, venue, env, body) := object.union(
+# An overlay model with the fields every rule may read; `body` is merged over it
+# (object.union is recursive, so body may override single nested fields).
+model(venue, env, body) := object.union(
 	{
-		"kind": kind,
-		"metadata": {
-			"name": name,
-			"namespace": sprintf("venue-%s-%s", [venue, env]),
-			"labels": labels(venue, env),
-		},
+		"kind": "OverlayModel",
+		"overlay": {"venue": venue, "environment": env, "namespace": sprintf("venue-%s-%s", [venue, env])},
+		"runbook": {"venue": {"id": venue}, "services": [], "environments": {env: {"network": {"path": "cross-connect"}}}},
+		"platform": {},
+		"expected": {"alerts": [], "components": []},
+		"components": [],
+		"objects": [],
+		"pods": [],
+		"services": [],
+		"pdbs": [],
+		"rbac": {"bindings": [], "roles": []},
+		"networks": [],
+		"sessions": {"gateway": null, "quickfix": [], "channels": [], "stunnel": [], "swanctl": [], "targets": [], "stores": []},
+		"credentials": [],
+		"alerts": [],
 	},
 	body,
 )
-
-# The input conftest builds with --combine.
-entries(objs) := [{"path": sprintf("build/rendered/fixture/%d.yaml", [i]), "contents": o} | some i, o in objs]
 
 # Results of one rule id.
 results_for(results, rule) := {r | some r in results; r.details.rule == rule}
