@@ -17,7 +17,10 @@ from vcpl.errors import InputError
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    # Run books refuse anchors and aliases, so nothing written here uses them: a value that
+    # occurs twice is written out twice.
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

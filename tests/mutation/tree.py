@@ -11,29 +11,12 @@ from pathlib import Path
 
 import yaml
 
+from vcpl import yamlio
+
 # What `kustomize build overlays/<env>/<venue>` and the gate read from a repository root.
 RENDER_INPUTS = ("base", "components", "venues", "overlays", "platform")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-
-class _PlainDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """Run books refuse anchors and aliases: write every repeated value out."""
-
-    def ignore_aliases(self, data: object) -> bool:
-        return True
-
-
-def _block_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_PlainDumper.add_representer(str, _block_str)
-
-
-def dump_yaml(data: object) -> str:
-    return yaml.dump(data, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False, width=4096, allow_unicode=True)
+dump_yaml = yamlio.dump
 
 
 class Tree:
@@ -62,7 +45,7 @@ class Tree:
         return (self.root / rel).read_text(encoding="utf-8")
 
     def read_yaml(self, rel: str) -> object:
-        return yaml.load(self.read(rel), Loader=_LOADER)
+        return yaml.load(self.read(rel), Loader=yamlio.SafeLoader)
 
     def _remember(self, rel: str) -> None:
         if rel in self._saved:
