@@ -4,8 +4,7 @@ SHELL := /bin/bash
 
 VENV := .venv
 PY := $(VENV)/bin/python
-VCPL := $(PY) -m vcpl
-export PYTHONPATH := $(CURDIR)/scripts
+VCPL := $(VENV)/bin/vcpl
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 VENUE ?=
@@ -18,9 +17,11 @@ help: ## list the targets
 
 setup: $(VENV)/.installed tools ## install pinned Python packages and tools (idempotent)
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-input -r requirements.txt
+	# The vcpl package itself, editable, built with the pinned setuptools already in the venv.
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-input --no-build-isolation --no-deps -e .
 	touch $@
 
 tools: $(VENV)/.installed ## build the pinned kustomize, conftest and kyverno into .tools/bin

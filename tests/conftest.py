@@ -1,15 +1,14 @@
 """Shared fixtures: overlays and component fixtures are rendered once per session with the real kustomize."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
+# `make setup` installs the vcpl package (editable) into .venv; no PYTHONPATH is needed.
 from vcpl import paths, render, runbook, yamlio  # noqa: E402
 from vcpl.errors import VcplError  # noqa: E402
 

@@ -44,6 +44,11 @@ WINDOW_CASES = [
     ("coinbase", "2026-11-21T18:06", 1),  # Saturday 13:06 EST
     ("coinbase", "2026-11-23T19:10", 0),  # Monday 14:10 EST: deployment logouts
     ("kraken", "2026-11-21T18:02", 1),  # 24/7
+    ("nyse", "2026-11-24T07:05", 1),  # Tuesday 02:05 EST: after the 02:00 open
+    ("nyse", "2026-11-24T20:30", 1),  # Tuesday 15:30 EST
+    ("nyse", "2026-11-24T21:30", 0),  # Tuesday 16:30 EST: after the 16:00 close (NYSE has no 20:00 late session)
+    ("nyse", "2026-07-14T20:30", 0),  # Tuesday 16:30 EDT (summer time): closed
+    ("nyse", "2026-07-14T19:30", 1),  # Tuesday 15:30 EDT
 ]
 
 ZERO = "0x130"

@@ -181,7 +181,8 @@ def alert_rules(rb: Runbook, env: str, namespace: str) -> list[dict[str, Any]]:
     has_stream = any(s["protocol"]["sessionLayer"] == "websocket" for s in rb["services"])
     alerts = _gateway_rules(ctx)
     # A WebSocket feed is a session too: connected (logged on), heartbeats, rejected handshakes.
-    # Gap and resend alerts only where some session has sequence numbers (not Kraken's checksummed feed).
+    # Gap and resend alerts only where some session has sequence numbers (not Kraken's checksummed feed):
+    # every cadence but none (weekly, daily, per-connection, per-product) is sequenced.
     sequenced = any(s.get("sequenceReset", {}).get("cadence", "none") != "none" for s in rb["services"])
     if purposes & SESSION_PURPOSES or has_stream:
         alerts += _session_rules(ctx, sequenced)

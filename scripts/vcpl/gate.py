@@ -107,7 +107,15 @@ def _expected(item: OverlayInput, namespace: str) -> dict[str, Any]:
 
 def build_model(item: OverlayInput, objects: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The effective model of one overlay; `objects` when its rendered text is already parsed."""
-    objects = objects if objects is not None else yamlio.load_all(item.rendered)
+    try:
+        return _model_of(item, objects if objects is not None else yamlio.load_all(item.rendered))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        # kustomize accepts shapes the API server would refuse; say which overlay, not a traceback.
+        raise VcplError(f"overlays/{item.env}/{item.venue}: the rendered objects cannot be modelled "
+                        f"({type(exc).__name__}: {exc}); expected objects the Kubernetes API accepts") from None
+
+
+def _model_of(item: OverlayInput, objects: list[dict[str, Any]]) -> dict[str, Any]:
     namespaces = sorted({(o.get("metadata") or {}).get("namespace", "") for o in objects} - {""})
     namespace = namespaces[0] if len(namespaces) == 1 else f"venue-{item.venue}-{item.env}"
     return model.build(venue=item.venue, environment=item.env, namespace=namespace, objects=objects,
@@ -179,12 +187,12 @@ def run_kyverno(objects: dict[str, dict[str, Any]], workdir: Path) -> dict[str, 
             if item.get("result") not in ("fail", "error"):
                 continue
             for res in item.get("resources", []):
-                digest = names.get((res["kind"], res.get("namespace", ""), res["name"]))
-                if digest:
+                owner = names.get((str(res["kind"]), str(res.get("namespace", "")), str(res["name"])))
+                if owner:
                     message = " ".join(item.get("message", "").split())
-                    if digest in renamed_from:
-                        message = message.replace(renamed_from[digest], renamed_from[digest].rsplit("--v", 1)[0])
-                    failures[digest].append({"policy": item["policy"], "rule": item["rule"], "message": message})
+                    if owner in renamed_from:
+                        message = message.replace(renamed_from[owner], renamed_from[owner].rsplit("--v", 1)[0])
+                    failures[owner].append({"policy": item["policy"], "rule": item["rule"], "message": message})
     return failures
 
 

@@ -282,7 +282,13 @@ def semantic_problems(rb: Runbook, expected_id: str | None = None) -> list[str]:
 
     declared = rb["sources"]
     for index, ack in enumerate(rb.get("acknowledgements", [])):
-        if declared.get(ack["source"], {}).get("quality") != "U":
+        # Only U (unverified venue facts) is acknowledged; F (firm policy) and L (this library's own
+        # artefacts) are not venue facts and need no acknowledgement, like P, V and S.
+        quality = declared.get(ack["source"], {}).get("quality")
+        if quality in ("F", "L"):
+            add(f"acknowledgements[{index}].source: '{ack['source']}' is of quality {quality} (firm policy or library), not a venue fact; "
+                "expected no acknowledgement: only unverified (U) sources are acknowledged")
+        elif quality != "U":
             add(f"acknowledgements[{index}].source: '{ack['source']}' is not a declared U source; expected an unverified source to acknowledge")
     for where, key in _walk_sources({k: v for k, v in rb.items() if k not in ("sources", "acknowledgements")}, ""):
         if key not in declared:

@@ -117,7 +117,8 @@ def _header(rb: runbook.Runbook) -> list[str]:
         "",
         *_table(["", ""], rows),
         "Every fact names its source as `KEY` (quality): P primary, V vendor, S secondary, U unverified "
-        "(to confirm with the venue; see [Unverified facts](#unverified-facts)).",
+        "(to confirm with the venue; see [Unverified facts](#unverified-facts)); F firm policy and L this "
+        "library's own artefact are not venue facts and need no venue confirmation.",
         "",
     ]
 
@@ -492,9 +493,13 @@ def _short(where: str) -> str:
 def _unverified(rb: runbook.Runbook) -> list[str]:
     facts = {k: v for k, v in rb.items() if k not in ("sources", "acknowledgements")}
     uses: dict[str, list[str]] = {}
+    ours: dict[str, list[str]] = {}  # F (firm policy) and L (library) sources: not venue facts
     for where, key in _source_uses(facts, ""):
-        if rb["sources"].get(key, {}).get("quality") == "U":
+        quality = rb["sources"].get(key, {}).get("quality")
+        if quality == "U":
             uses.setdefault(key, []).append(_short(where))
+        elif quality in ("F", "L"):
+            ours.setdefault(key, []).append(_short(where))
     acknowledged: dict[str, set[str]] = {}
     for ack in rb.get("acknowledgements", []):
         acknowledged.setdefault(ack["source"], set()).update(ack["environments"])
@@ -507,7 +512,12 @@ def _unverified(rb: runbook.Runbook) -> list[str]:
             rows.append([f"`{key}`", rb["sources"][key]["ref"], ", ".join(uses[key]), ", ".join(envs) or "none"])
         out += _table(["source", "what it is", "used by", "acknowledged for"], rows)
     else:
-        out += ["None: every fact has a P, V or S source.", ""]
+        out += ["None: every fact has a P, V, S, F or L source.", ""]
+    if ours:
+        out += ["Not venue facts, so nothing to confirm with the venue: F is the firm's policy (changed by the "
+                "firm's decision), L is this library's own artefact (changed by us).", ""]
+        rows = [[f"`{key}`", rb["sources"][key]["quality"], rb["sources"][key]["ref"], ", ".join(ours[key])] for key in sorted(ours)]
+        out += _table(["source", "quality", "what it is", "used by"], rows)
     acks = rb.get("acknowledgements", [])
     if acks:
         out += ["Acknowledgements:", ""]

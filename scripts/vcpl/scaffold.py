@@ -160,7 +160,7 @@ def runbook_skeleton(venue: str, archetype: str) -> dict[str, Any]:
         "sources": {
             "VENUE-SPEC": {"quality": "P", "ref": fill("text", "URL of the connectivity specification of the venue")},
             "ONBOARDING": {"quality": "U", "ref": "Values from the venue's onboarding pack; confirm with the venue before prod."},
-            "SIMULATOR": {"quality": "P", "ref": "In-cluster venue simulator owned by this library (namespace venue-simulators)."},
+            "SIMULATOR": {"quality": "L", "ref": "In-cluster venue simulator owned by this library (namespace venue-simulators)."},
         },
         "acknowledgements": [{"source": "ONBOARDING", "environments": ["prod"], "by": fill("team", "who accepts the unconfirmed values"),
                               "date": fill("date", "YYYY-MM-DD"), "reason": fill("text", "why prod may run on them")}],

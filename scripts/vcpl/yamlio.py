@@ -186,7 +186,7 @@ class _StrictLoader(yaml.SafeLoader):
         self._frames.append((parent, index))
         try:
             self._check_before_composing()
-            return super().compose_node(parent, index)  # type: ignore[arg-type]
+            return super().compose_node(parent, index)  # type: ignore[arg-type, return-value]
         finally:
             self._frames.pop()
 
@@ -200,7 +200,7 @@ class _StrictLoader(yaml.SafeLoader):
         if self._nodes > self.limits.max_nodes:
             raise InputError([f"{self._where(event.start_mark)}: more than {self.limits.max_nodes} YAML nodes; expected a smaller document"])
 
-    def compose_mapping_node(self, anchor: str | None) -> MappingNode:
+    def compose_mapping_node(self, anchor: Any) -> MappingNode:  # type: ignore[override]
         node = super().compose_mapping_node(anchor)
         self._check_keys(node)
         return node
@@ -225,9 +225,9 @@ class _StrictLoader(yaml.SafeLoader):
             else:
                 seen[key] = line
 
-    def _where(self, mark: yaml.Mark) -> str:
+    def _where(self, mark: Any) -> str:
         field = self.field_path(None)
-        position = _at(mark.line + 1, mark.column + 1)
+        position = _at(mark.line + 1, mark.column + 1) if mark is not None else "end of file"
         return f"{field} ({position})" if field else position
 
     def field_path(self, innermost: Node | None) -> str:

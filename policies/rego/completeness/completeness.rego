@@ -231,6 +231,8 @@ acknowledged_for_prod(runbook, key) if {
 	"prod" in ack.environments
 }
 
+# Only quality U needs a prod acknowledgement. P, V and S are venue facts already sourced; F (firm
+# policy) and L (this library's own artefacts) are not venue facts and need no venue confirmation.
 # rule: completeness-unverified-acknowledged
 deny contains result if {
 	lib.is_overlay

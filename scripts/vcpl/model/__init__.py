@@ -63,15 +63,15 @@ def index_entries(m: Obj) -> list[Obj]:
                                 "targetCompID": s["settings"].get("TargetCompID"), "object": qf["object"],
                                 "field": sessions.quickfix_field(qf["field"], s, "SenderCompID")})
     gw = m["sessions"]["gateway"]
-    if gw:
-        for i, svc in enumerate(gw["config"].get("services") or []):
-            if not isinstance(svc, dict) or svc.get("name") in seen:
-                continue
-            session = svc.get("session") if isinstance(svc.get("session"), dict) else {}
-            if session.get("senderCompID"):
-                entries.append({"venue": venue, "environment": env, "service": svc.get("name"), "senderCompID": session["senderCompID"],
-                                "targetCompID": session.get("targetCompID"), "object": gw["object"],
-                                "field": f"{gw['field']}.services[{i}].session.senderCompID"})
+    listed = gw["config"].get("services") if gw else None
+    for i, svc in enumerate(listed if isinstance(listed, list) else []):
+        if not isinstance(svc, dict) or svc.get("name") in seen:
+            continue
+        session = svc.get("session")
+        if isinstance(session, dict) and session.get("senderCompID"):
+            entries.append({"venue": venue, "environment": env, "service": svc.get("name"), "senderCompID": session["senderCompID"],
+                            "targetCompID": session.get("targetCompID"), "object": gw["object"],
+                            "field": f"{gw['field']}.services[{i}].session.senderCompID"})
     return entries
 
 

@@ -21,9 +21,12 @@ def nads(objects: list[Obj], namespace: str) -> dict[tuple[str, str], Obj]:
             config = json.loads(raw) if isinstance(raw, str) else None
         except json.JSONDecodeError:
             config = None
-        plugins = (config.get("plugins") if isinstance(config, dict) and "plugins" in config else [config]) if config else []
+        plugins: list[Any] = []
+        if isinstance(config, dict):
+            listed = config.get("plugins")
+            plugins = listed if isinstance(listed, list) else ([] if "plugins" in config else [config])
         main = next((p for p in plugins if isinstance(p, dict) and p.get("master")), None) or (plugins[0] if plugins and isinstance(plugins[0], dict) else {})
-        found[(meta.get("namespace", namespace), meta.get("name"))] = {
+        found[(str(meta.get("namespace", namespace)), str(meta.get("name")))] = {
             "id": obj_id(obj),
             "name": meta.get("name"),
             "master": main.get("master"),

@@ -163,7 +163,8 @@ def scan(obj: dict) -> list[dict]:
     if not isinstance(obj, dict):
         return []
     kind = str(obj.get("kind") or "")
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    found_metadata = obj.get("metadata")
+    metadata = found_metadata if isinstance(found_metadata, dict) else {}
     scanner = _Scanner(f"{kind}/{metadata.get('name', '')}")
     skip: set[str] = set()
     if kind == "ConfigMap":
@@ -433,10 +434,16 @@ def _url_passwords(text: str) -> Iterator[tuple[int, int, str, int, str]]:
     while start >= 0:
         scheme = _SCHEME_BEFORE.search(text, max(0, start - 31), start)
         m = _USERINFO.match(text, start + 3) if scheme else None
-        if m and not _is_reference_or_benign(m.group(2)):
+        if scheme and m and not _is_reference_or_benign(m.group(2)):
             evidence = f"{scheme.group()}://{m.group(1)}:{MASK}@{m.group(3)}"
             yield m.start(2), m.end(2), "token-format", scheme.start(), evidence
         start = text.find("://", start + 3)
+
+
+def _match_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """Where a run of `pattern` starting at `pos` ends (`pos` itself when there is none)."""
+    m = pattern.match(text, pos)
+    return m.end() if m else pos
 
 
 def _assignments(text: str, found: list[int]) -> Iterator[tuple[int, int, str, int, str]]:
@@ -445,12 +452,12 @@ def _assignments(text: str, found: list[int]) -> Iterator[tuple[int, int, str, i
     for hit in found:
         if hit < done:
             continue
-        key_end = _KEY_CHARS.match(text, hit).end()
+        key_end = _match_end(_KEY_CHARS, text, hit)
         done = key_end
         tail = _KEY_TAIL.match(text, key_end)
         if not tail:
             continue
-        reach = _KEY_CHARS.match(text[max(0, hit - 129):hit][::-1]).end()
+        reach = _match_end(_KEY_CHARS, text[max(0, hit - 129):hit][::-1], 0)
         if reach > 128:
             continue  # a key longer than anyone writes: not a key
         key_start = hit - reach

@@ -180,7 +180,7 @@ def _networks(annotations: Obj, namespace: str, base: str, nads: dict[tuple[str,
     found = []
     for e in entries:
         ns = e.get("namespace") or namespace
-        nad = nads.get((ns, e.get("name")))
+        nad = nads.get((str(ns), str(e.get("name"))))
         found.append({
             "name": e.get("name"),
             "namespace": ns,
@@ -265,7 +265,7 @@ def build_pods(objects: list[Obj], namespace: str, nads: dict[tuple[str, str], O
         labels = dict(meta.get("labels") or {})
         annotations = dict(meta.get("annotations") or {})
         name = obj["metadata"].get("name")
-        claim_templates = {(t.get("metadata") or {}).get("name") for t in dig(obj, "spec.volumeClaimTemplates") or []} if kind == "StatefulSet" else set()
+        claim_templates = {str((t.get("metadata") or {}).get("name")) for t in dig(obj, "spec.volumeClaimTemplates") or [] if isinstance(t, dict)} if kind == "StatefulSet" else set()
         volumes = {}
         for i, vol in enumerate(spec.get("volumes") or []):
             volumes[vol.get("name")] = _volume(vol, claim_templates, f"{base}spec.volumes[{i}]")

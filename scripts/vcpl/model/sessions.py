@@ -139,8 +139,8 @@ def _quickfix_targets(files: list[Obj], stunnels: list[Obj]) -> list[Obj]:
         for svc in conf["services"]:
             if not svc["client"] or not svc["accept"]:
                 continue
-            host, port = _host_port(svc["accept"])
-            accepts[port] = {"connect": svc["connect"], "field": f"{conf['field']}[{svc['name']}].connect", "object": conf["object"],
+            _, accept_port = _host_port(svc["accept"])
+            accepts[accept_port] = {"connect": svc["connect"], "field": f"{conf['field']}[{svc['name']}].connect", "object": conf["object"],
                              "verified": svc["verified"], "checkHost": svc["checkHost"], "section": f"{conf['field']}[{svc['name']}]"}
     targets = []
     for qf in files:
@@ -152,8 +152,9 @@ def _quickfix_targets(files: list[Obj], stunnels: list[Obj]) -> list[Obj]:
                 if host_key not in settings and port_key not in settings:
                     continue
                 host = settings.get(host_key, "")
+                port: int | None
                 try:
-                    port: int | None = int(settings.get(port_key, ""))
+                    port = int(settings.get(port_key, ""))
                 except ValueError:
                     port = None
                 target = {
@@ -214,10 +215,11 @@ def build(pods: list[Obj], objects: list[Obj]) -> Obj:
             config = json.loads(found["text"])
         except json.JSONDecodeError:
             config = None
-    if not isinstance(config, dict):
+    if found is None or not isinstance(config, dict):
         return out
     out["gateway"] = {"object": found["object"], "field": f"data[{found['key']}]", "path": config_path, "config": config}
-    services = config.get("services") if isinstance(config.get("services"), list) else []
+    listed = config.get("services")
+    services: list[Any] = listed if isinstance(listed, list) else []
     qf_files: dict[str, Obj] = {}
     for i, service in enumerate(services):
         if not isinstance(service, dict):
