@@ -60,6 +60,7 @@ ifeq ($(VENUE),)
 	$(VCPL) dashboards
 	$(VCPL) runbook-docs
 	$(VCPL) catalog
+	$(VCPL) runbook-reference
 	$(VCPL) policy-matrix
 else
 	$(VCPL) generate --venue $(VENUE)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from vcpl import bench, catalog, dashboards, drift, gate, generate, matrix, orchestra, paths, promote, render, runbook, runbook_docs, scaffold, stats, tools
+from vcpl import bench, catalog, reference, dashboards, drift, gate, generate, matrix, orchestra, paths, promote, render, runbook, runbook_docs, scaffold, stats, tools
 from vcpl.errors import VcplError
 
 
@@ -173,6 +173,7 @@ def parser() -> argparse.ArgumentParser:
     orchestra.add_parser(sub)
     catalog.add_parser(sub)
     bench.add_parser(sub)
+    reference.add_parser(sub)
     return top
 
 

@@ -31,7 +31,8 @@ RECORD_MEANINGS = {
     schedule.WINDOW: "1 inside the session window; 0 when closed, in a daily break or in maintenance",
 }
 STANDBY_MEANINGS = {
-    "hot": "a second replica waits on a Lease and logs on when the primary is gone",
+    # The one description of standby modes; components/failover/README.md and the schema say the same.
+    "hot": "two replicas run on different nodes: ordinal 0 logs on to the primary endpoint, ordinal 1 to the backup, and the venue's own fault-tolerance model decides which session is active; neither needs a Lease or the Kubernetes API",
     "none": "no standby; the single gateway reconnects",
 }
 
