@@ -47,28 +47,31 @@ def composed(overlay_dir: Path, components_root: Path) -> list[str]:
     return found
 
 
-def expected(rb: Runbook, env: str) -> list[str]:
-    """The components the run book's facts call for in one environment."""
+# The order compositions list components in (venue-binding last: it labels what the others add).
+VENUE_ORDER = ("credentials", "fix-initiator", "tls", "tls-sidecar", "ip-allowlist", "multicast", "observability",
+               "failover", "session-schedule", "clock-sync", "venue-binding")
+
+
+def venue_components(rb: Runbook) -> list[str]:
+    """The components a run book calls for in venues/<id>/kustomization.yaml, in composition order."""
     services = rb["services"]
-    network = rb["environments"][env]["network"]
     wanted = {
         "credentials": any(s["auth"].get("secretKeys") for s in services),
-        "fix-initiator": any(s["protocol"]["sessionLayer"] in FIX_LAYERS for s in services),
-        "tls": any(s.get("tls", {}).get("clientCertificate") for s in services),
+        "fix-initiator": any(str(s["protocol"]["sessionLayer"]) in FIX_LAYERS or "beginString" in s["protocol"] for s in services),
+        "tls": any(s.get("tls", {}).get("clientCertificate") is True for s in services),
         "tls-sidecar": any(s.get("tls", {}).get("termination") == "sidecar" for s in services),
         "multicast": any(s["environments"][e].get("channels") for s in services for e in rb["environments"]),
         "session-schedule": not rb["schedule"].get("continuous", False),
         "failover": rb["failover"]["standby"] == "hot",
-        "clock-sync": bool(rb["clockSync"]["required"]),
-        "vpn": network["path"] == "ipsec-vpn",
-        "ip-allowlist/cilium-egress-gateway": "allowlistedSourceIP" in network,
-        "ip-allowlist": True,
-        "observability": True,
-        "venue-binding": True,
+        "clock-sync": rb["clockSync"]["required"] is True,
     }
-    return sorted(name for name, needed in wanted.items() if needed)
+    return [name for name in VENUE_ORDER if wanted.get(name, True)]
 
 
-# Components whose presence depends on the run book; the rest are always composed.
-CONDITIONAL = ("credentials", "fix-initiator", "tls", "tls-sidecar", "multicast", "session-schedule",
-               "failover", "clock-sync", "vpn", "ip-allowlist/cilium-egress-gateway")
+def expected(rb: Runbook, env: str) -> list[str]:
+    """The components the run book's facts call for in one environment's overlay."""
+    network = rb["environments"][env]["network"]
+    # Components an overlay adds for its own environment, beside the venue's composition.
+    per_env = {"vpn": network["path"] == "ipsec-vpn", "ip-allowlist/cilium-egress-gateway": "allowlistedSourceIP" in network}
+    return sorted(venue_components(rb) + [name for name, needed in per_env.items() if needed])
+

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vcpl import generate, paths, yamlio
+from vcpl import composition, generate, paths, yamlio
 from vcpl.errors import VcplError
 
 MARK = "FILL-IN"
@@ -176,33 +176,12 @@ def runbook_skeleton(venue: str, archetype: str) -> dict[str, Any]:
     }
 
 
-def composition(rb: dict[str, Any]) -> list[str]:
-    """The components a run book calls for, in the order compositions use (venue-binding last)."""
-    services = rb["services"]
-    wanted = []
-    if any(s["auth"].get("secretKeys") for s in services):
-        wanted.append("credentials")
-    if any(str(s["protocol"]["sessionLayer"]) in ("fix", "fixt") or "beginString" in s["protocol"] for s in services):
-        wanted.append("fix-initiator")
-    wanted.append("ip-allowlist")
-    if any(s["environments"][e].get("channels") for s in services for e in paths.ENVIRONMENTS):
-        wanted.append("multicast")
-    wanted.append("observability")
-    if rb["failover"]["standby"] == "hot":
-        wanted.append("failover")
-    if not rb["schedule"].get("continuous"):
-        wanted.append("session-schedule")
-    if rb["clockSync"]["required"]:
-        wanted.append("clock-sync")
-    return wanted + ["venue-binding"]
-
-
 def files_for(venue: str, archetype: str) -> dict[Path, str]:
     rb = runbook_skeleton(venue, archetype)
     arch = ARCHETYPES[archetype]
     header = f"# Scaffolded by `vcpl scaffold {venue} --archetype {archetype}`: replace every FILL-IN value, then `make generate && make test`.\n"
     files = {paths.runbook_path(venue): header + yamlio.dump(rb)}
-    components = "".join(f"  - ../../components/{c}\n" for c in composition(rb))
+    components = "".join(f"  - ../../components/{c}\n" for c in composition.venue_components(rb))
     files[paths.VENUES / venue / "kustomization.yaml"] = (
         f"apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n# {venue}: {arch.description}.\ncomponents:\n{components}"
     )

@@ -52,25 +52,11 @@ service_account_name(pod) := object.get(pod, ["serviceAccount", "name"], "defaul
 # identity-token
 # ---------------------------------------------------------------------------
 
-# Where the token comes from; the model lists every source, the fallback only
-# keeps a token without a listed source from going unreported.
-token_sources(pod) := pod.serviceAccount.tokenSources if {
-	count(object.get(pod.serviceAccount, "tokenSources", [])) > 0
-} else := [{"how": "automount", "field": pod_spec_field(pod, "automountServiceAccountToken")}]
-
 token_source_text := {
 	"automount": "the ServiceAccount token is automounted",
 	"projected": "a projected serviceAccountToken volume mounts a token",
 	"secret": "a kubernetes.io/service-account-token Secret is mounted",
 }
-
-# A source the ServiceAccount itself provides lives in that object; the model
-# writes it either as {object, field} or as "ServiceAccount/x field".
-source_location(pod, source) := [source.object, source.field] if {
-	is_string(source.object)
-} else := [parts[1], parts[2]] if {
-	parts := regex.find_all_string_submatch_n(`^([A-Za-z]+/\S+) (\S+)$`, source.field, 1)[0]
-} else := [pod.id, source.field]
 
 # rule: identity-token
 deny contains result if {
@@ -78,10 +64,10 @@ deny contains result if {
 	some pod in input.pods
 	pod.serviceAccount.token == true
 	not pod.role in token_roles
-	some source in token_sources(pod)
-	[obj, field] := source_location(pod, source)
+	# The model names every way a token reaches the pod, and the object that provides it.
+	some source in pod.serviceAccount.tokenSources
 	result := lib.finding(
-		"identity-token", obj, field,
+		"identity-token", source.object, source.field,
 		sprintf(
 			"%s into %s pods (role %s, ServiceAccount %s): anyone who runs code in the pod can call the API server with it; only %v pods document that need",
 			[object.get(token_source_text, source.how, sprintf("a token reaches the pod (%s)", [source.how])), pod.id, pod.role, service_account_name(pod), sort(token_roles)],

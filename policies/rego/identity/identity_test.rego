@@ -123,13 +123,13 @@ test_identity_token_accepts_scheduler_token_and_tokenless_gateway if {
 }
 
 test_identity_token_rejects_automount_on_gateway_pod if {
-	gateway := with_gateway({"serviceAccount": {"token": true, "tokenSources": [{"how": "automount", "field": "spec.template.spec.automountServiceAccountToken"}]}})
+	gateway := with_gateway({"serviceAccount": {"token": true, "tokenSources": [{"how": "automount", "object": "StatefulSet/venue-gateway", "field": "spec.template.spec.automountServiceAccountToken"}]}})
 	located(overlay([gateway, scheduler_pod], shipped_rbac), "identity-token") == {["StatefulSet/venue-gateway", "spec.template.spec.automountServiceAccountToken"]}
 }
 
 test_identity_token_rejects_projected_token_volume if {
 	field := "spec.template.spec.volumes[5].projected.sources[0].serviceAccountToken"
-	gateway := with_gateway({"serviceAccount": {"token": true, "tokenSources": [{"how": "projected", "field": field}]}})
+	gateway := with_gateway({"serviceAccount": {"token": true, "tokenSources": [{"how": "projected", "object": "StatefulSet/venue-gateway", "field": field}]}})
 	results := findings(overlay([gateway, scheduler_pod], shipped_rbac), "identity-token")
 	{[r.details.object, r.details.field] | some r in results} == {["StatefulSet/venue-gateway", field]}
 	some r in results
@@ -139,7 +139,7 @@ test_identity_token_rejects_projected_token_volume if {
 test_identity_token_rejects_token_secret_and_automount_together if {
 	gateway := with_gateway({"serviceAccount": {"token": true, "tokenSources": [
 		{"how": "automount", "field": "automountServiceAccountToken", "object": "ServiceAccount/venue-gateway"},
-		{"how": "secret", "field": "spec.template.spec.volumes[6].secret.secretName"},
+		{"how": "secret", "object": "StatefulSet/venue-gateway", "field": "spec.template.spec.volumes[6].secret.secretName"},
 	]}})
 	located(overlay([gateway, scheduler_pod], shipped_rbac), "identity-token") == {
 		["ServiceAccount/venue-gateway", "automountServiceAccountToken"],
@@ -147,15 +147,10 @@ test_identity_token_rejects_token_secret_and_automount_together if {
 	}
 }
 
-test_identity_token_rejects_gateway_account_automount_named_in_field if {
-	gateway := with_gateway({"serviceAccount": {"token": true, "tokenSources": [{"how": "automount", "field": "ServiceAccount/venue-gateway automountServiceAccountToken"}]}})
-	located(overlay([gateway, scheduler_pod], shipped_rbac), "identity-token") == {["ServiceAccount/venue-gateway", "automountServiceAccountToken"]}
-}
-
 test_identity_token_rejects_token_on_undeclared_pod if {
 	debug := object.union(object.remove(scheduler_pod, ["serviceAccount"]), {
 		"id": "Deployment/debug", "kind": "Deployment", "name": "debug", "template": "spec.template", "role": "undeclared", "rbac": [],
-		"serviceAccount": {"name": "default", "object": null, "token": true, "tokenSources": [{"how": "automount", "field": "spec.template.spec.automountServiceAccountToken"}]},
+		"serviceAccount": {"name": "default", "object": null, "token": true, "tokenSources": [{"how": "automount", "object": "Deployment/debug", "field": "spec.template.spec.automountServiceAccountToken"}]},
 	})
 	located(overlay([gateway_pod, scheduler_pod, debug], shipped_rbac), "identity-token") == {["Deployment/debug", "spec.template.spec.automountServiceAccountToken"]}
 }

@@ -583,16 +583,8 @@ exposures contains {
 	obj.kind in route_kinds
 }
 
-# The model's field when the builder provides it, else the rendered object's.
 load_balancer_ip(svc) := ip if {
 	ip := svc.loadBalancerIP
-	is_string(ip)
-	ip != ""
-} else := ip if {
-	some obj in input.objects
-	obj.kind == "Service"
-	sprintf("Service/%s", [obj.metadata.name]) == svc.id
-	ip := obj.spec.loadBalancerIP
 	is_string(ip)
 	ip != ""
 }
