@@ -40,7 +40,7 @@ def _egress_pairs(policy: dict[str, Any]) -> tuple[set[tuple[str, int, str]], li
     for rule in policy["spec"]["egress"]:
         for peer in rule["to"]:
             if "ipBlock" in peer:
-                pairs |= {(peer["ipBlock"]["cidr"], p["port"], p["protocol"]) for p in rule["ports"]}
+                pairs |= {(peer["ipBlock"]["cidr"], port, p["protocol"]) for p in rule["ports"] for port in range(p["port"], p.get("endPort", p["port"]) + 1)}
             else:
                 others.append({"peer": peer, "ports": rule["ports"]})
     return pairs, others
@@ -49,28 +49,34 @@ def _egress_pairs(policy: dict[str, Any]) -> tuple[set[tuple[str, int, str]], li
 @pytest.mark.parametrize("env,venue", OVERLAYS, ids=IDS)
 def test_egress_allows_exactly_the_run_book_destinations(rendered_overlays, runbooks, env: str, venue: str) -> None:
     rb = runbooks[venue]
-    network = rb["environments"][env]["network"]
+    networks = rb["environments"][env]["networks"]
     policy = find(rendered_overlays[(env, venue)], "NetworkPolicy", "venue-egress")
     pairs, others = _egress_pairs(policy)
     dns = [o for o in others if o["peer"].get("podSelector", {}).get("matchLabels") == {"k8s-app": "kube-dns"}]
     assert dns and {p["port"] for p in dns[0]["ports"]} == {53}, "DNS egress missing"
     proto = {"udp": "UDP"}
-    if network["path"] == "in-cluster":
+    if [n["path"] for n in networks] == ["in-cluster"]:
         expected_ports = {(ep["port"], proto.get(ep["transport"], "TCP")) for ep in _all_endpoints(rb, env)}
         sims = [o for o in others if o not in dns]
         assert len(sims) == 1
-        assert sims[0]["peer"]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == network["simulatorNamespace"]
+        assert sims[0]["peer"]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == networks[0]["simulatorNamespace"]
         assert {(p["port"], p["protocol"]) for p in sims[0]["ports"]} == expected_ports
         assert not pairs
         return
-    if network["path"] == "ipsec-vpn":
-        peer = network["vpn"]["peer"]
-        assert pairs == {(f"{peer}/32", 500, "UDP"), (f"{peer}/32", 4500, "UDP")}
-        return
+    # The union over the environment's paths: IKE to each VPN peer; over a direct path, every
+    # endpoint and every application gateway a connection gateway may assign.
     expected = set()
-    for ep in _all_endpoints(rb, env):
-        cidrs = ep.get("cidrs") or [f"{ep['host']}/32"]
-        expected |= {(c, ep["port"], proto.get(ep["transport"], "TCP")) for c in cidrs}
+    for network in networks:
+        if network["path"] == "ipsec-vpn":
+            peer = network["vpn"]["peer"]
+            expected |= {(f"{peer}/32", 500, "UDP"), (f"{peer}/32", 4500, "UDP")}
+    if any(n["path"] in ("cross-connect", "extranet", "internet") for n in networks):
+        for ep in _all_endpoints(rb, env):
+            cidrs = ep.get("cidrs") or [f"{ep['host']}/32"]
+            expected |= {(c, ep["port"], proto.get(ep["transport"], "TCP")) for c in cidrs}
+            for ports in ep.get("assigns", {}).get("ports", []):
+                expected |= {(c, port, proto.get(ep["transport"], "TCP")) for c in ep["assigns"]["cidrs"]
+                             for port in range(ports["port"], ports.get("endPort", ports["port"]) + 1)}
     assert pairs == expected
     assert all(not ipaddress.ip_network(c).prefixlen == 0 for c, _, _ in pairs), "0.0.0.0/0 is never allowed"
 
@@ -203,11 +209,11 @@ def test_labels_and_alert_scope_name_the_overlay(rendered_overlays, runbooks, en
 
 @pytest.mark.parametrize("env,venue", OVERLAYS, ids=IDS)
 def test_overlay_composition_matches_the_network_path(env: str, venue: str, runbooks) -> None:
-    network = runbooks[venue]["environments"][env]["network"]
+    networks = runbooks[venue]["environments"][env]["networks"]
     kustomization = yaml.safe_load((paths.overlay_dir(env, venue) / "kustomization.yaml").read_text())
     components = [c.rstrip("/").split("components/")[-1] for c in kustomization.get("components", [])]
-    assert ("vpn" in components) == (network["path"] == "ipsec-vpn"), "vpn component iff the run book says ipsec-vpn"
-    assert ("ip-allowlist/cilium-egress-gateway" in components) == ("allowlistedSourceIP" in network), (
+    assert ("vpn" in components) == any(n["path"] == "ipsec-vpn" for n in networks), "vpn component iff a path is ipsec-vpn"
+    assert ("ip-allowlist/cilium-egress-gateway" in components) == any("allowlistedSourceIP" in n for n in networks), (
         "egress gateway iff the run book registers a source IP"
     )
 

@@ -60,15 +60,18 @@ def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
     return {"series": f"{name}{{{body}}}", "values": values}
 
 
-def _cases(alert: str, overlay: dict[str, str], namespace: str, start: int) -> tuple[list, dict[str, str], list]:
+def _cases(alert: str, overlay: dict[str, str], namespace: str, start: int, expr: str) -> tuple[list, dict[str, str], list]:
     """(inputs that make `alert` fire, the labels it then carries, inputs that keep it quiet)."""
-    svc = {**overlay, "service": "svc"}
+    # Rules about one service (throttle, recovery quota) name it in their selector.
+    named = re.search(r'service="([^"]+)"', expr)
+    svc = {**overlay, "service": named.group(1) if named else "svc"}
     chan = {**svc, "channel": "1"}
     up = {**overlay, "job": "venue-gateway", "instance": "gw-0"}
     counters = {
         "VenueHeartbeatTimeout": "vcpl_session_heartbeat_timeouts_total",
         "VenueSequenceGap": "vcpl_session_sequence_gaps_total",
         "VenueLogonRejected": "vcpl_session_logon_rejects_total",
+        "VenueThrottleRejects": "vcpl_session_throttle_rejects_total",
     }
     if alert in counters:
         return [_series(counters[alert], svc, "0+1x130")], svc, [_series(counters[alert], svc, ZERO)]
@@ -102,6 +105,15 @@ def _cases(alert: str, overlay: dict[str, str], namespace: str, start: int) -> t
         [_series("openshift_ptp_offset_ns", {"process": "phc2sys", "node": "n1"}, "500000x130"), pod], {"node": "n1", **overlay},
         [_series("openshift_ptp_offset_ns", {"process": "phc2sys", "node": "n1"}, "5000x130"), pod],
     )
+    limit = re.search(r"!= (\d+)", expr)
+    if alert == "VenueThrottleChanged" and limit:
+        table[alert] = ([_series("vcpl_session_throttle_limit_messages", svc, f"{int(limit.group(1)) // 2}x130")], svc,
+                        [_series("vcpl_session_throttle_limit_messages", svc, f"{limit.group(1)}x130")])
+    recovery = re.search(r'recovery="(\d+)"', expr)
+    if alert == "VenueRecoveryQuotaLow" and recovery:
+        labels = {**svc, "recovery": recovery.group(1)}
+        table[alert] = ([_series("vcpl_recovery_requests_total", labels, "0+1500x130")], labels,
+                        [_series("vcpl_recovery_requests_total", labels, ZERO)])
     if alert not in table:
         raise AssertionError(f"{alert} has no test case: add one to tests/test_alerts.py")
     return table[alert]
@@ -167,13 +179,13 @@ def promtool_tests(env: str, venue: str, docs: Docs, runbook: dict[str, Any]) ->
         for rule in group["rules"]:
             if "alert" not in rule:
                 continue
-            firing, labels, quiet = _cases(rule["alert"], overlay, namespace, opened)
+            firing, labels, quiet = _cases(rule["alert"], overlay, namespace, opened, rule["expr"])
             groups.append(_alert_group(rule["alert"], rule, firing, labels, opened))
             groups.append(_alert_group(rule["alert"], rule, quiet, None, opened))
             counts["firing"] += 1
             counts["quiet"] += 1
             if schedule.WINDOW in rule["expr"] and closed is not None:
-                firing_closed, _, _ = _cases(rule["alert"], overlay, namespace, closed)
+                firing_closed, _, _ = _cases(rule["alert"], overlay, namespace, closed, rule["expr"])
                 groups.append(_alert_group(rule["alert"], rule, firing_closed, None, closed))
                 counts["outside"] += 1
     return groups, counts

@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vcpl import schedule
-from vcpl.runbook import Runbook
+from vcpl import protocols, schedule
+from vcpl.runbook import Runbook, allowlisted_network, vpn_network
 
 SESSION_PURPOSES = {"order-entry", "drop-copy"}
 CERT_EXPIRY_WARNING_DAYS = 14
 RESEND_STORM_PER_MINUTE = 10
 FEED_STALE_SECONDS = 10
+# Share of a recovery service's daily request allowance after which the gateway warns.
+RECOVERY_QUOTA_WARNING = 0.8
 
 # name -> (type, meaning): the gateway's metric contract.
 GATEWAY_METRICS = {
@@ -27,6 +29,9 @@ GATEWAY_METRICS = {
     "vcpl_session_sequence_gaps_total": ("counter", "inbound sequence gaps detected"),
     "vcpl_session_resend_requests_total": ("counter", "resend or retransmission requests sent and received"),
     "vcpl_session_logon_rejects_total": ("counter", "logons the venue rejected"),
+    "vcpl_session_throttle_rejects_total": ("counter", "messages the venue rejected for exceeding its throttle"),
+    "vcpl_session_throttle_limit_messages": ("gauge", "messages per throttle interval the venue announced at logon"),
+    "vcpl_recovery_requests_total": ("counter", "requests sent to a recovery service (label recovery: its index in the run book)"),
     "vcpl_feed_line_up": ("gauge 0/1", "packets are arriving on the line"),
     "vcpl_feed_gap_packets_total": ("counter", "packets missing on both lines after A/B arbitration"),
     "vcpl_feed_last_packet_timestamp_seconds": ("gauge", "unix time of the last packet on the channel"),
@@ -102,6 +107,41 @@ def _session_rules(ctx: Context, sequenced: bool) -> list[dict[str, Any]]:
     return rules
 
 
+def _throttle_rules(ctx: Context, rb: Runbook) -> list[dict[str, Any]]:
+    rules = []
+    for service in rb["services"]:
+        throttle = service.get("throttle")
+        if not throttle:
+            continue
+        sel = f'{ctx.sel},service="{service["name"]}"'
+        limit = f"{throttle['messages']} messages per {throttle['intervalMs']} ms"
+        disconnect = (f"; the venue disconnects after {throttle['rejectsBeforeDisconnect']} rejects"
+                      if "rejectsBeforeDisconnect" in throttle else "")
+        rules.append(_rule(ctx, "VenueThrottleRejects", f"increase(vcpl_session_throttle_rejects_total{{{sel}}}[5m]) > 0", "0m", "warning",
+                           f"session {service['name']} sends faster than the venue's throttle ({limit}){disconnect}",
+                           "Find the strategy that bursts; pace it below the throttle before the venue disconnects the session."))
+        if throttle.get("announcedAtLogon"):
+            rules.append(_rule(ctx, "VenueThrottleChanged", f"max by (venue, environment, service) (vcpl_session_throttle_limit_messages{{{sel}}}) != {throttle['messages']}", "0m", "warning",
+                               f"the venue announced a throttle for session {service['name']} other than the run book's {limit}",
+                               "Confirm the new limit with the venue and update the run book's throttle."))
+    return rules
+
+
+def _recovery_rules(ctx: Context, rb: Runbook, env: str) -> list[dict[str, Any]]:
+    rules = []
+    for service in rb["services"]:
+        for index, item in enumerate(service["environments"][env].get("recovery", [])):
+            quota = item.get("limits", {}).get("requestsPerDay")
+            if quota is None:
+                continue
+            threshold = int(quota * RECOVERY_QUOTA_WARNING)
+            sel = f'{ctx.sel},service="{service["name"]}",recovery="{index}"'
+            rules.append(_rule(ctx, "VenueRecoveryQuotaLow", f"increase(vcpl_recovery_requests_total{{{sel}}}[1d]) > {threshold}", "0m", "warning",
+                               f"{service['name']} {item['kind']} requests today are above {threshold} of the venue's {quota} a day",
+                               "Find what loses packets (both feed lines, NIC drops) before the venue blocks further requests today."))
+    return rules
+
+
 def stale_after(rb: Runbook) -> int:
     """Seconds of silence before a feed or stream counts as stale: three of the venue's market-data
     heartbeat intervals, and never less than FEED_STALE_SECONDS."""
@@ -140,18 +180,23 @@ def _stream_rules(ctx: Context, stale: int) -> list[dict[str, Any]]:
 
 def _platform_rules(ctx: Context, rb: Runbook, env: str) -> list[dict[str, Any]]:
     rules = []
-    network = rb["environments"][env]["network"]
+    primary = rb["environments"][env]["networks"][0]
+    vpn, allowlisted = vpn_network(rb, env), allowlisted_network(rb, env)
     labels = {"venue": ctx.venue, "environment": ctx.env}
     if any(s.get("tls", {}).get("clientCertificate") for s in rb["services"]):
         rules.append(_rule(ctx, "VenueCertificateExpiring",
                            f'certmanager_certificate_expiration_timestamp_seconds{{namespace="{ctx.namespace}",name="venue-client-tls"}} - time() < {CERT_EXPIRY_WARNING_DAYS} * 86400',
                            "1h", "warning", f"the client certificate expires within {CERT_EXPIRY_WARNING_DAYS} days",
                            "kubectl describe certificate venue-client-tls; check the issuer and cert-manager logs.", **labels))
-    if network["path"] == "ipsec-vpn":
-        rules.append(_rule(ctx, "VenueVpnTunnelDown", f"max by (venue, environment) (vcpl_vpn_tunnel_up{{{ctx.sel}}}) == 0 {ctx.in_window}", "1m", "critical",
-                           "the IPsec tunnel to the venue is down", "swanctl --list-sas in the strongswan container; check the peer and the PSK."))
-    if "allowlistedSourceIP" in network:
-        rules.append(_rule(ctx, "VenueEgressPathDown", f"max by (venue, environment) (vcpl_egress_path_up{{{ctx.sel}}}) == 0 {ctx.in_window}", "2m", "critical",
+    # A path that only backs up another one is a warning: the venue is still reachable.
+    if vpn:
+        rules.append(_rule(ctx, "VenueVpnTunnelDown", f"max by (venue, environment) (vcpl_vpn_tunnel_up{{{ctx.sel}}}) == 0 {ctx.in_window}", "1m",
+                           "critical" if vpn is primary else "warning",
+                           "the IPsec tunnel to the venue is down" + ("" if vpn is primary else " (the backup path)"),
+                           "swanctl --list-sas in the strongswan container; check the peer and the PSK."))
+    if allowlisted:
+        rules.append(_rule(ctx, "VenueEgressPathDown", f"max by (venue, environment) (vcpl_egress_path_up{{{ctx.sel}}}) == 0 {ctx.in_window}", "2m",
+                           "critical" if allowlisted is primary else "warning",
                            "the venue is unreachable from the allow-listed egress IP",
                            "Check the CiliumEgressGatewayPolicy status and that a gateway node holds the egress IP."))
     return rules
@@ -178,19 +223,19 @@ def alert_rules(rb: Runbook, env: str, namespace: str) -> list[dict[str, Any]]:
     ctx = Context(rb["venue"]["id"], env, namespace)
     purposes = {s["purpose"] for s in rb["services"]}
     has_multicast = any(s["environments"][env].get("channels") for s in rb["services"])
-    has_stream = any(s["protocol"]["sessionLayer"] == "websocket" for s in rb["services"])
+    has_stream = any(protocols.layer(s["protocol"]["sessionLayer"])["transport"] == "websocket" for s in rb["services"])
     alerts = _gateway_rules(ctx)
     # A WebSocket feed is a session too: connected (logged on), heartbeats, rejected handshakes.
     # Gap and resend alerts only where some session has sequence numbers (not Kraken's checksummed feed):
     # every cadence but none (weekly, daily, per-connection, per-product) is sequenced.
     sequenced = any(s.get("sequenceReset", {}).get("cadence", "none") != "none" for s in rb["services"])
     if purposes & SESSION_PURPOSES or has_stream:
-        alerts += _session_rules(ctx, sequenced)
+        alerts += _session_rules(ctx, sequenced) + _throttle_rules(ctx, rb)
     if has_multicast:
         alerts += _feed_rules(ctx, stale_after(rb))
     if has_stream:
         alerts += _stream_rules(ctx, stale_after(rb))
-    return alerts + _platform_rules(ctx, rb, env)
+    return alerts + _recovery_rules(ctx, rb, env) + _platform_rules(ctx, rb, env)
 
 
 def rule_groups(rb: Runbook, env: str, namespace: str) -> list[dict[str, Any]]:

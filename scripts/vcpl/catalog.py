@@ -36,10 +36,10 @@ def traits(rb: dict[str, Any]) -> set[str]:
     if rb["schedule"].get("dailyBreaks"):
         found.add("daily trading break")
     for env, spec in rb["environments"].items():
-        network = spec["network"]
-        found.add(f"{env} over {network['path']}")
-        if "allowlistedSourceIP" in network:
-            found.add("venue allow-lists our source IP")
+        for index, network in enumerate(spec["networks"]):
+            found.add(f"{env} over {network['path']}" + (" (backup path)" if index else ""))
+            if "allowlistedSourceIP" in network:
+                found.add("venue allow-lists our source IP")
     for service in rb["services"]:
         protocol = service["protocol"]
         found.add(f"{service['purpose']}: {protocol['sessionLayer']} session layer, {protocol['encoding']} encoding")
@@ -50,6 +50,12 @@ def traits(rb: dict[str, Any]) -> set[str]:
             found.add(f"sequence reset: {service['sequenceReset']['cadence']}")
         if service.get("cancelOnDisconnect", {}).get("mode") == "mandatory":
             found.add("cancel on disconnect mandatory")
+        if "throttle" in service:
+            found.add("throttle" + (" announced at logon" if service["throttle"].get("announcedAtLogon") else ""))
+        if "failoverSequence" in service:
+            found.add(f"sequence on failover to backup: {service['failoverSequence']['backup']}")
+        if service.get("heartbeat", {}).get("zeroAllowedIn"):
+            found.add("heartbeat 0 allowed outside prod")
         for env_spec in service["environments"].values():
             if env_spec.get("channels"):
                 found.add("multicast A/B market data")
@@ -57,6 +63,12 @@ def traits(rb: dict[str, Any]) -> set[str]:
                 found.add("DR endpoint")
             for item in env_spec.get("recovery", []):
                 found.add(f"recovery: {item['kind']}")
+                if "limits" in item:
+                    found.add("recovery request limits")
+            if any("firstLine" in c for c in env_spec.get("channels", [])):
+                found.add("first-publishing line per channel")
+            if any("assigns" in ep for ep in env_spec.get("endpoints", {}).values()):
+                found.add("connection gateway assigns the application gateway")
     if rb["failover"]["standby"] == "hot":
         found.add("hot standby")
     if rb["clockSync"]["required"]:

@@ -6,8 +6,8 @@ from typing import Any
 
 import yaml
 
-from vcpl import yamlio
-from vcpl.runbook import FIX_LAYERS, Runbook
+from vcpl import protocols, yamlio
+from vcpl.runbook import Runbook, allowlisted_network, vpn_network
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
@@ -57,7 +57,7 @@ def venue_components(rb: Runbook) -> list[str]:
     services = rb["services"]
     wanted = {
         "credentials": any(s["auth"].get("secretKeys") for s in services),
-        "fix-initiator": any(str(s["protocol"]["sessionLayer"]) in FIX_LAYERS or "beginString" in s["protocol"] for s in services),
+        "fix-initiator": any(protocols.is_quickfix(s) for s in services),
         "tls": any(s.get("tls", {}).get("clientCertificate") is True for s in services),
         "tls-sidecar": any(s.get("tls", {}).get("termination") == "sidecar" for s in services),
         "multicast": any(s["environments"][e].get("channels") for s in services for e in rb["environments"]),
@@ -70,8 +70,8 @@ def venue_components(rb: Runbook) -> list[str]:
 
 def expected(rb: Runbook, env: str) -> list[str]:
     """The components the run book's facts call for in one environment's overlay."""
-    network = rb["environments"][env]["network"]
-    # Components an overlay adds for its own environment, beside the venue's composition.
-    per_env = {"vpn": network["path"] == "ipsec-vpn", "ip-allowlist/cilium-egress-gateway": "allowlistedSourceIP" in network}
+    # Components an overlay adds for its own environment, beside the venue's composition: one per
+    # network path that needs it.
+    per_env = {"vpn": vpn_network(rb, env) is not None, "ip-allowlist/cilium-egress-gateway": allowlisted_network(rb, env) is not None}
     return sorted(venue_components(rb) + [name for name, needed in per_env.items() if needed])
 

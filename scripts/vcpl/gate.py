@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from vcpl import alerts, cache, composition, model, paths, render, runbook, tools, yamlio
+from vcpl import alerts, cache, composition, model, paths, protocols, render, runbook, tools, yamlio
 from vcpl.errors import VcplError
 
 KYVERNO_POLICIES = paths.ROOT / "policies" / "kyverno"
@@ -102,6 +102,8 @@ def _expected(item: OverlayInput, namespace: str) -> dict[str, Any]:
     return {
         "alerts": sorted({r["alert"] for r in rules}),
         "components": composition.expected(item.runbook, item.env),
+        # Services the FIX engine drives (registry engine quickfix): they need QuickFIX settings.
+        "quickfixServices": sorted(s["name"] for s in item.runbook["services"] if protocols.is_quickfix(s)),
     }
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from vcpl import paths, runbook, yamlio
+from vcpl import paths, protocols, runbook, yamlio
 from vcpl.errors import VcplError
 from vcpl.generate import write_atomically
 
@@ -50,28 +50,21 @@ DCTERMS = "http://purl.org/dc/terms/"
 ET.register_namespace("fixi", FIXI)
 ET.register_namespace("dcterms", DCTERMS)
 
-API_VERSION = "vcpl.dev/v1alpha1"
+API_VERSION = runbook.API_VERSION
 KIND = "VenueRunbook"
 MIC_PREFIX = "MIC:"
 
-# Run-book vocabulary <-> Orchestra names; protocolEnum_t spellings where the XSD has one.
-ENCODINGS = {"tag-value": "tagvalue", "sbe": "SBE", "json": "JSON", "binary": "binary"}
-SESSION_LAYERS = {
-    "fix": "FIX4",
-    "fixt": "FIXT",
-    "fixp": "FIXP",
-    "soupbintcp": "SoupBinTCP",
-    "moldudp64": "MoldUDP64",
-    "mdp-packet": "MDP-packet",
-    "websocket": "WebSocket",
-}
+# Run-book vocabulary <-> Orchestra names come from the protocol registry (venues/protocols.yaml):
+# each session layer and encoding names its Orchestra spelling (protocolEnum_t where the XSD has one).
+def _orchestra_names(kind: str) -> dict[str, str]:
+    return {key: entry["orchestra"] for key, entry in protocols.registry()[kind].items()}
 # tls is TCP carrying TLS; naming it per endpoint keeps dev's plain-TCP simulators distinct.
 TRANSPORTS = {"tcp": "TCP", "tls": "TLS", "udp": "UDP", "wss": "WSS"}
 ENDPOINT_USES = {"primary": "primary", "backup": "secondary", "dr": "alternate"}
 LINE_USES = {"a": "primary", "b": "secondary"}
 # Roles with an Orchestra role_t value; a multicast subscriber has none, so it is left out.
 ROLES = {"initiator", "client"}
-RECOVERY_KINDS = ("tcp-replay", "tcp-snapshot", "udp-rerequest", "multicast-snapshot")
+RECOVERY_KINDS = ("tcp-replay", "tcp-snapshot", "udp-rerequest", "multicast-snapshot", "multicast-retransmission")
 CHANNEL_ID = "ChannelID"
 
 # Run-book fields an Orchestra document carries, as path patterns: `[]` is any list index,
@@ -229,8 +222,8 @@ def _synopsis(rb: runbook.Runbook, service: dict[str, Any]) -> str:
 def _add_protocol_stack(interface: ET.Element, service: dict[str, Any]) -> None:
     protocol = service["protocol"]
     _add(interface, _q("service"), name=protocol["name"], version=str(protocol["version"]), layer="application")
-    _add(interface, _q("encoding"), name=ENCODINGS[protocol["encoding"]], layer="presentation")
-    _add(interface, _q("sessionProtocol"), name=SESSION_LAYERS[protocol["sessionLayer"]],
+    _add(interface, _q("encoding"), name=_orchestra_names("encodings")[protocol["encoding"]], layer="presentation")
+    _add(interface, _q("sessionProtocol"), name=_orchestra_names("sessionLayers")[protocol["sessionLayer"]],
          version=protocol.get("beginString"), layer="session")
     tls = service.get("tls", {})
     if tls.get("required"):
@@ -354,8 +347,8 @@ def _protocol(interface: ET.Element, where: str) -> dict[str, Any]:
     protocol: dict[str, Any] = {
         "name": service.get("name") if service is not None else None,
         "version": service.get("version") if service is not None else None,
-        "encoding": {v: k for k, v in ENCODINGS.items()}.get(encoding.get("name", "")) if encoding is not None else None,
-        "sessionLayer": {v: k for k, v in SESSION_LAYERS.items()}.get(layer_name),
+        "encoding": {v: k for k, v in _orchestra_names("encodings").items()}.get(encoding.get("name", "")) if encoding is not None else None,
+        "sessionLayer": {v: k for k, v in _orchestra_names("sessionLayers").items()}.get(layer_name),
     }
     if session is not None and layer_name in ("FIX4", "FIXT") and session.get("version"):
         protocol["beginString"] = session.get("version")
@@ -474,7 +467,7 @@ def import_(xml: str) -> dict[str, Any]:
     schema cannot carry): venue.ownerTeam/archetype/runbookVersion, sources, schedule,
     certification, contacts, failover, clockSync, every `source`, services[].purpose, heartbeat,
     sequenceReset, cancelOnDisconnect, auth, protocol.defaultApplVerID (FIXT only) and
-    environments.<env>.network. Omitted (optional, cannot be carried): acknowledgements,
+    environments.<env>.networks. Omitted (optional, cannot be carried): acknowledgements,
     endpoint cidrs/cidrsSource, multicast line sources (SSM) and tls.termination/clientCertificate.
     """
     problems = validate(xml)
@@ -485,6 +478,7 @@ def import_(xml: str) -> dict[str, Any]:
         "apiVersion": API_VERSION,
         "kind": KIND,
         "venue": _venue(root),
+        "source": None,
         "sources": None,
         "schedule": None,
         "certification": None,
@@ -492,7 +486,7 @@ def import_(xml: str) -> dict[str, Any]:
         "failover": None,
         "clockSync": None,
         "services": [_service(interface) for interface in root.findall(_q("interface"))],
-        "environments": {env: {"network": None} for env in paths.ENVIRONMENTS},
+        "environments": {env: {"networks": None} for env in paths.ENVIRONMENTS},
     }
 
 

@@ -12,7 +12,7 @@ import ipaddress
 import json
 from typing import Any
 
-from vcpl import alerts, quickfix, schedule, swanctl
+from vcpl import alerts, protocols, quickfix, runbook, schedule, swanctl
 from vcpl.endpoints import (
     STUNNEL_FIRST_LOCAL_PORT,
     endpoint_roles,
@@ -20,7 +20,7 @@ from vcpl.endpoints import (
     sidecar_endpoints,
     tls_services,
 )
-from vcpl.runbook import FIX_LAYERS, Runbook
+from vcpl.runbook import Runbook
 
 GATEWAY_CONFIG_DIR = "/etc/venue-gateway"  # each component mounts a sibling folder here
 CREDENTIALS_DIR = "/var/run/secrets/venue"
@@ -35,10 +35,8 @@ DNS_RULE: dict[str, Any] = {
     "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
 }
 IKE_PORTS = (500, 4500)
-
-
-
-
+# Paths over which the gateway reaches the venue's own addresses (not a tunnel, not a simulator).
+DIRECT_PATHS = ("cross-connect", "extranet", "internet")
 
 
 def _protocol(transport: str) -> str:
@@ -51,40 +49,50 @@ def _cidrs(endpoint: dict[str, Any]) -> list[str]:
     return [f"{ipaddress.IPv4Address(endpoint['host'])}/32"]
 
 
+def _port_entry(port: int, end: int | None, proto: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"port": port, "protocol": proto}
+    if end is not None and end != port:
+        entry["endPort"] = end
+    return entry
+
+
 def egress_rules(rb: Runbook, env: str) -> list[dict[str, Any]]:
-    """NetworkPolicy egress rules: exactly the run book's destinations and ports, plus DNS."""
-    network = rb["environments"][env]["network"]
+    """NetworkPolicy egress rules: exactly the run book's destinations and ports over each of the
+    environment's network paths, plus DNS."""
     rules: list[dict[str, Any]] = [DNS_RULE]
-    if network["path"] == "in-cluster":
-        ports = sorted({(ep["port"], _protocol(ep["transport"])) for ep in reachable_endpoints(rb, env)})
-        rules.append(
-            {
-                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": network["simulatorNamespace"]}}}],
-                "ports": [{"port": port, "protocol": proto} for port, proto in ports],
-            }
-        )
-        return rules
-    if network["path"] == "ipsec-vpn":
-        # Venue traffic leaves inside the tunnel; only IKE and NAT-T (ESP in UDP 4500) reach the
-        # pod network, and a tunnel that is down must not leak plaintext to the venue.
-        peer = network["vpn"]["peer"]
-        rules.append(
-            {
-                "to": [{"ipBlock": {"cidr": f"{peer}/32"}}],
-                "ports": [{"port": port, "protocol": "UDP"} for port in IKE_PORTS],
-            }
-        )
-        return rules
-    grouped: dict[tuple[str, ...], set[tuple[int, str]]] = {}
-    for ep in reachable_endpoints(rb, env):
-        grouped.setdefault(tuple(_cidrs(ep)), set()).add((ep["port"], _protocol(ep["transport"])))
-    for cidrs, cidr_ports in sorted(grouped.items()):
-        rules.append(
-            {
-                "to": [{"ipBlock": {"cidr": cidr}} for cidr in cidrs],
-                "ports": [{"port": port, "protocol": proto} for port, proto in sorted(cidr_ports)],
-            }
-        )
+    for network in rb["environments"][env]["networks"]:
+        if network["path"] == "in-cluster":
+            ports = sorted({(ep["port"], _protocol(ep["transport"])) for ep in reachable_endpoints(rb, env)})
+            rules.append(
+                {
+                    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": network["simulatorNamespace"]}}}],
+                    "ports": [{"port": port, "protocol": proto} for port, proto in ports],
+                }
+            )
+        elif network["path"] == "ipsec-vpn":
+            # Venue traffic leaves inside the tunnel; only IKE and NAT-T (ESP in UDP 4500) reach
+            # the pod network, and a tunnel that is down must not leak plaintext to the venue.
+            rules.append(
+                {
+                    "to": [{"ipBlock": {"cidr": f"{network['vpn']['peer']}/32"}}],
+                    "ports": [{"port": port, "protocol": "UDP"} for port in IKE_PORTS],
+                }
+            )
+    if any(network["path"] in DIRECT_PATHS for network in rb["environments"][env]["networks"]):
+        grouped: dict[tuple[str, ...], set[tuple[int, int | None, str]]] = {}
+        for ep in reachable_endpoints(rb, env):
+            grouped.setdefault(tuple(_cidrs(ep)), set()).add((ep["port"], None, _protocol(ep["transport"])))
+            assigns = ep.get("assigns")
+            if assigns:
+                ranges = {(r["port"], r.get("endPort"), _protocol(ep["transport"])) for r in assigns["ports"]}
+                grouped.setdefault(tuple(assigns["cidrs"]), set()).update(ranges)
+        for cidrs, cidr_ports in sorted(grouped.items()):
+            rules.append(
+                {
+                    "to": [{"ipBlock": {"cidr": cidr}} for cidr in cidrs],
+                    "ports": [_port_entry(port, end, proto) for port, end, proto in sorted(cidr_ports, key=lambda p: (p[0], p[1] or 0, p[2]))],
+                }
+            )
     return rules
 
 
@@ -133,28 +141,38 @@ def _nad_config(name: str, line: str, platform_env: dict[str, Any], ssm: bool) -
     return json.dumps(config, sort_keys=True, separators=(",", ":"))
 
 
+def _feed_lines(lines: dict[str, Any]) -> dict[str, Any]:
+    """A and B lines as the engine joins them: group, port, sources and the interface."""
+    return {line: {**_strip_sources(lines[line]), "interface": FEED_INTERFACES[line]} for line in ("a", "b")}
+
+
 def multicast_section(rb: Runbook, env: str, platform_env: dict[str, Any]) -> dict[str, Any] | None:
     channels = []
     recovery = []
     for service in rb["services"]:
         spec = service["environments"][env]
         for channel in spec.get("channels", []):
-            lines = {}
-            for line in ("a", "b"):
-                entry = dict(channel["lines"][line])
-                entry.pop("source", None)
-                entry["interface"] = FEED_INTERFACES[line]
-                lines[line] = entry
-            channels.append({"service": service["name"], "id": channel["id"], "name": channel["name"], **lines})
+            entry = {"service": service["name"], "id": channel["id"], "name": channel["name"], **_feed_lines(channel["lines"])}
+            if "firstLine" in channel:
+                entry["firstLine"] = channel["firstLine"]
+            channels.append(entry)
         if spec.get("channels"):
-            for item in spec.get("recovery", []):
+            for index, item in enumerate(spec.get("recovery", [])):
                 ep = item["endpoint"]
-                recovery.append({"service": service["name"], "kind": item["kind"], "host": ep["host"], "port": ep["port"], "transport": ep["transport"]})
+                found: dict[str, Any] = {"service": service["name"], "kind": item["kind"], "host": ep["host"], "port": ep["port"], "transport": ep["transport"]}
+                if "lines" in item:
+                    # The id the gate matches the run book's retransmission lines by.
+                    found["id"] = f"{service['name']}.recovery[{index}]"
+                    found.update(_feed_lines(item["lines"]))
+                if "limits" in item:
+                    found["limits"] = _strip_sources(item["limits"])
+                recovery.append(found)
     if not channels:
         return None
-    ssm = any(ch[line].get("sources") for ch in channels for line in ("a", "b"))
+    joined = channels + [r for r in recovery if "a" in r]
+    ssm = any(ch[line].get("sources") for ch in joined for line in ("a", "b"))
     ingress = []
-    for ch in channels:
+    for ch in joined:
         for line in ("a", "b"):
             rule: dict[str, Any] = {"ports": [{"port": ch[line]["port"], "protocol": "UDP"}]}
             if ch[line].get("sources"):
@@ -205,15 +223,18 @@ def gateway_config(rb: Runbook, env: str) -> str:
             "purpose": service["purpose"],
             "protocol": {k: v for k, v in service["protocol"].items() if k != "source"},
             "role": service["role"],
-            "endpoints": [{"role": role, **{k: v for k, v in ep.items() if k not in ("source", "cidrs")}} for role, ep in endpoint_roles(spec)],
+            "endpoints": [{"role": role, **_strip_sources({k: v for k, v in ep.items() if k != "cidrs"})} for role, ep in endpoint_roles(spec)],
             "session": spec.get("session", {}),
             "credentials": [f"{CREDENTIALS_DIR}/{service['name']}-{key}" for key in service["auth"].get("secretKeys", [])],
             "authMethod": service["auth"]["method"],
         }
-        for key in ("heartbeat", "sequenceReset", "cancelOnDisconnect", "tls"):
+        for key in ("heartbeat", "sequenceReset", "cancelOnDisconnect", "tls", "throttle", "failoverSequence"):
             if key in service:
-                entry[key] = {k: v for k, v in service[key].items() if k not in ("source", "boundsSource")}
-        if service["protocol"]["sessionLayer"] in FIX_LAYERS:
+                entry[key] = _strip_sources(service[key])
+        if "heartbeat" in service:
+            # The interval of this environment (0 where the venue allows no heartbeat outside prod).
+            entry["heartbeat"]["interval"] = spec["heartbeat"]
+        if protocols.is_quickfix(service):
             entry["quickfixSettings"] = f"{GATEWAY_CONFIG_DIR}/fix/session.cfg"
         if spec.get("channels"):
             entry["channelsFile"] = f"{GATEWAY_CONFIG_DIR}/feeds/channels.json"
@@ -224,7 +245,7 @@ def gateway_config(rb: Runbook, env: str) -> str:
         "venue": rb["venue"]["id"],
         "environment": env,
         "runbookVersion": rb["venue"]["runbookVersion"],
-        "network": {"path": rb["environments"][env]["network"]["path"]},
+        "network": {"paths": runbook.network_paths(rb, env)},
         "schedule": _strip_sources(window),
         "failover": {"reconnect": failover["reconnect"], "standby": failover["standby"]},
         "services": services,
@@ -269,9 +290,12 @@ def session_schedule(rb: Runbook, replicas: int, api_server: dict[str, Any]) -> 
     }
 
 
+SOURCE_FIELDS = ("source", "boundsSource", "cidrsSource", "allowlistSource")
+
+
 def _strip_sources(node: Any) -> Any:
     if isinstance(node, dict):
-        return {k: _strip_sources(v) for k, v in node.items() if k != "source"}
+        return {k: _strip_sources(v) for k, v in node.items() if k not in SOURCE_FIELDS}
     if isinstance(node, list):
         return [_strip_sources(v) for v in node]
     return node
@@ -282,7 +306,8 @@ def build(rb: Runbook, platform: dict[str, Any], env: str) -> dict[str, Any]:
     venue = rb["venue"]
     venue_id = venue["id"]
     platform_env = platform["environments"][env]
-    network = rb["environments"][env]["network"]
+    allowlisted = runbook.allowlisted_network(rb, env)
+    vpn = runbook.vpn_network(rb, env)
     rules = egress_rules(rb, env)
     # The overlay's namespace follows this convention; tests hold every overlay to it.
     namespace = f"venue-{venue_id}-{env}"
@@ -294,7 +319,7 @@ def build(rb: Runbook, platform: dict[str, Any], env: str) -> dict[str, Any]:
         "archetype": venue["archetype"],
         "runbookVersion": venue["runbookVersion"],
         "namespace": namespace,
-        "networkPath": network["path"],
+        "networkPath": runbook.primary_network(rb, env)["path"],
         "gateway": {"config": gateway_config(rb, env)},
         "egress": {"rules": rules},
         "monitoring": {
@@ -302,10 +327,10 @@ def build(rb: Runbook, platform: dict[str, Any], env: str) -> dict[str, Any]:
             "ruleGroups": alerts.rule_groups(rb, env, namespace),
         },
     }
-    if "allowlistedSourceIP" in network:
+    if allowlisted:
         spec["egressGateway"] = {
             "policyName": f"{venue_id}-{env}-venue-egress",
-            "egressIP": network["allowlistedSourceIP"],
+            "egressIP": allowlisted["allowlistedSourceIP"],
             "destinationCIDRs": destination_cidrs(rules),
             "nodeSelector": dict(platform_env["egressGatewayNodeSelector"]),
         }
@@ -338,7 +363,7 @@ def build(rb: Runbook, platform: dict[str, Any], env: str) -> dict[str, Any]:
     clock = alerts.clock_rule_groups(rb, env, namespace)
     if clock:
         spec["clockSync"] = {"maxDivergence": f"{rb['clockSync']['maxDivergenceMicros']}us", "ruleGroups": clock}
-    if network["path"] == "ipsec-vpn":
+    if vpn:
         spec["vpn"] = {
             "swanctlConfig": swanctl.config(rb, env),
             "pskRemoteKey": f"vcpl/{venue_id}/{env}/ipsec",

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from vcpl import protocols
 from vcpl.endpoints import endpoint_roles, sidecar_ports
-from vcpl.runbook import FIX_LAYERS, Runbook
+from vcpl.runbook import Runbook
 
 STATE_DIR = "/var/lib/venue-gateway/fix"
 _DAY_NAMES = {d: d.capitalize() for d in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")}
@@ -42,7 +43,7 @@ def _reset_settings(cadence: str) -> list[tuple[str, str]]:
 
 def session_settings(rb: Runbook, env: str) -> str:
     """The settings file for every FIX service of the venue, or '' when it has none."""
-    fix_services = [s for s in rb["services"] if s["protocol"]["sessionLayer"] in FIX_LAYERS]
+    fix_services = [s for s in rb["services"] if protocols.is_quickfix(s)]
     if not fix_services:
         return ""
     local_ports = sidecar_ports(rb, env)
@@ -56,7 +57,9 @@ def session_settings(rb: Runbook, env: str) -> str:
         f"FileStorePath={STATE_DIR}/store",
         f"FileLogPath={STATE_DIR}/log",
         "PersistMessages=Y",
-        f"ReconnectInterval={rb['failover']['reconnect']['intervalSeconds']}",
+        # QuickFIX has one interval and rotates through the hosts; the full plan (which endpoint,
+        # how many attempts, then what) is in gateway.json for the gateway to enforce.
+        f"ReconnectInterval={rb['failover']['reconnect']['steps'][0]['intervalSeconds']}",
     ]
     lines += [f"{k}={v}" for k, v in schedule_settings(rb["schedule"])]
     for service in fix_services:
@@ -74,7 +77,7 @@ def session_settings(rb: Runbook, env: str) -> str:
             if key in session:
                 lines.append(f"{key[0].upper()}{key[1:]}={session[key]}")
         if "heartbeat" in service:
-            lines.append(f"HeartBtInt={service['heartbeat']['default']}")
+            lines.append(f"HeartBtInt={spec['heartbeat']}")
         lines += [f"{k}={v}" for k, v in _reset_settings(service["sequenceReset"]["cadence"])]
         for index, (role, ep) in enumerate(endpoint_roles(spec)):
             suffix = "" if index == 0 else str(index)

@@ -2,6 +2,11 @@
 
 Every problem is reported as `<field path>: <what is wrong>; expected <what is right>`, and
 the error carries the file, so a broken run book says exactly where to look.
+
+What `load` returns is the run book as every renderer and the gate read it: each fact carries
+the source it inherits (its own, else the nearest enclosing block's, else the top-level one),
+heartbeat mechanism and unit come from the session layer in venues/protocols.yaml when the run
+book leaves them out, and each service environment with a heartbeat states its interval.
 """
 from __future__ import annotations
 
@@ -19,13 +24,21 @@ import yaml
 from pykwalify.core import Core
 from pykwalify.errors import PyKwalifyException
 
-from vcpl import paths, yamlio
+from vcpl import paths, protocols, yamlio
 from vcpl.errors import InputError, RunbookError
 
 Runbook = dict[str, Any]
 
-FIX_LAYERS = {"fix", "fixt"}
+API_VERSION = "vcpl.dev/v1beta1"
+# apiVersion -> what to do with a run book of an earlier schema.
+RETIRED_API_VERSIONS = {
+    "vcpl.dev/v1alpha1": "schema v1: move each environment's `network` into a `networks` list, "
+    "`failover.reconnect` into `steps`, and session layers and encodings to names of venues/protocols.yaml "
+    "(docs/runbook-reference.md lists what changed in v2)",
+}
 TLS_TRANSPORTS = {"tls", "wss"}
+# Source fields that back one other field of their mapping; they default to the mapping's source.
+_DERIVED_SOURCES = {"boundsSource": ("min", "max"), "cidrsSource": ("cidrs",), "allowlistSource": ("allowlistedSourceIP",)}
 # pykwalify names the data path as "Path: '/a/0/b'" or, for type errors, "Value path: '...'".
 _PYKWALIFY_PATH = re.compile(r"(?:Value )?[Pp]ath: '(?P<path>[^']*)'")
 _PYKWALIFY_PATTERN = re.compile(r"does not match pattern '(?P<pattern>.*)'$")
@@ -74,12 +87,72 @@ def _load_uncached(path: Path) -> Runbook:
         credential_problems(data)
         or null_problems(data)
         or placeholder_problems(data)
+        or version_problems(data)
         or schema_problems(data)
-        or semantic_problems(data, expected_id=folder_venue_id(path))
+        or source_problems(data)
+        or registry_problems(data)
     )
+    if not problems:
+        normalise(data)
+        problems = semantic_problems(data, expected_id=folder_venue_id(path))
     if problems:
         raise RunbookError(shown, problems)
     return data
+
+
+def version_problems(data: Runbook) -> list[str]:
+    version = data.get("apiVersion")
+    if version in RETIRED_API_VERSIONS:
+        return [f"apiVersion: '{version}' is {RETIRED_API_VERSIONS[version]}; expected {API_VERSION}"]
+    return []
+
+
+def registry_problems(data: Runbook) -> list[str]:
+    """Session layers and encodings must be registry entries; a new one is added there."""
+    problems = []
+    for index, service in enumerate(data["services"]):
+        protocol = service["protocol"]
+        for key, known in (("sessionLayer", protocols.session_layers()), ("encoding", protocols.encodings())):
+            if protocol[key] not in known:
+                problems.append(
+                    f"services[{index}]({service['name']}).protocol.{key}: '{protocol[key]}' is not in venues/protocols.yaml; "
+                    f"expected one of {sorted(known)}, or a new entry there with its facts"
+                )
+    return problems
+
+
+def normalise(rb: Runbook) -> None:
+    """Fill what a run book may leave implicit (see the module docstring), in place."""
+    _inherit_sources(rb, _schema(), rb["source"])
+    for service in rb["services"]:
+        heartbeat = service.get("heartbeat")
+        if heartbeat is None:
+            continue
+        layer = protocols.layer(service["protocol"]["sessionLayer"])["heartbeat"]
+        heartbeat.setdefault("mechanism", layer["mechanism"])
+        heartbeat.setdefault("unit", layer["unit"])
+        for spec in service["environments"].values():
+            spec.setdefault("heartbeat", heartbeat["default"])
+
+
+def _inherit_sources(node: Any, schema: dict[str, Any], inherited: str) -> None:
+    """Give every mapping whose schema has a `source` the nearest enclosing source."""
+    if isinstance(node, list) and schema.get("type") == "seq":
+        for item in node:
+            _inherit_sources(item, schema["sequence"][0], inherited)
+        return
+    if not isinstance(node, dict) or schema.get("type") != "map":
+        return
+    fields = schema.get("mapping", {})
+    if "source" in fields:
+        node.setdefault("source", inherited)
+        inherited = node["source"]
+    for derived, triggers in _DERIVED_SOURCES.items():
+        if derived in fields and any(t in node for t in triggers):
+            node.setdefault(derived, inherited)
+    for key, value in node.items():
+        if key in fields and key not in ("sources", "acknowledgements"):
+            _inherit_sources(value, fields[key], inherited)
 
 
 def _read(path: Path, shown: str) -> Any:
@@ -265,6 +338,16 @@ def _walk_sources(node: Any, where: str) -> Iterator[tuple[str, str]]:
             yield from _walk_sources(item, f"{where}[{index}]" + (f"({name})" if name else ""))
 
 
+def source_problems(rb: Runbook) -> list[str]:
+    """Every source a fact cites (or a block passes down) is declared under `sources`."""
+    declared = rb["sources"]
+    return [
+        f"{where}: source '{key}' is not declared; expected one of sources: {sorted(declared)}"
+        for where, key in _walk_sources({k: v for k, v in rb.items() if k not in ("sources", "acknowledgements")}, "")
+        if key not in declared
+    ]
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.IPv4Address(host)
@@ -290,9 +373,6 @@ def semantic_problems(rb: Runbook, expected_id: str | None = None) -> list[str]:
                 "expected no acknowledgement: only unverified (U) sources are acknowledged")
         elif quality != "U":
             add(f"acknowledgements[{index}].source: '{ack['source']}' is not a declared U source; expected an unverified source to acknowledge")
-    for where, key in _walk_sources({k: v for k, v in rb.items() if k not in ("sources", "acknowledgements")}, ""):
-        if key not in declared:
-            add(f"{where}: source '{key}' is not declared; expected one of sources: {sorted(declared)}")
 
     problems.extend(_schedule_problems(rb["schedule"]))
     clock = rb["clockSync"]
@@ -307,7 +387,35 @@ def semantic_problems(rb: Runbook, expected_id: str | None = None) -> list[str]:
         problems.extend(_service_problems(rb, service, f"services[{index}]({service['name']})"))
 
     for env, spec in rb["environments"].items():
-        problems.extend(_network_problems(spec["network"], f"environments.{env}.network"))
+        problems.extend(_networks_problems(spec["networks"], f"environments.{env}.networks"))
+    problems.extend(_reconnect_problems(rb))
+    return problems
+
+
+def primary_network(rb: Runbook, env: str) -> dict[str, Any]:
+    return rb["environments"][env]["networks"][0]
+
+
+def network_paths(rb: Runbook, env: str) -> list[str]:
+    return [n["path"] for n in rb["environments"][env]["networks"]]
+
+
+def vpn_network(rb: Runbook, env: str) -> dict[str, Any] | None:
+    return next((n for n in rb["environments"][env]["networks"] if n["path"] == "ipsec-vpn"), None)
+
+
+def allowlisted_network(rb: Runbook, env: str) -> dict[str, Any] | None:
+    return next((n for n in rb["environments"][env]["networks"] if "allowlistedSourceIP" in n), None)
+
+
+def _reconnect_problems(rb: Runbook) -> list[str]:
+    problems = []
+    roles = {role for s in rb["services"] for role in s["environments"]["prod"].get("endpoints", {})}
+    for index, step in enumerate(rb["failover"]["reconnect"]["steps"]):
+        role = step.get("endpoint", "any")
+        if role != "any" and role not in roles:
+            problems.append(f"failover.reconnect.steps[{index}].endpoint: '{role}' but no service has a {role} endpoint in prod; "
+                            f"expected one of {sorted(roles | {'any'})}")
     return problems
 
 
@@ -333,8 +441,9 @@ def _service_problems(rb: Runbook, service: dict[str, Any], where: str) -> list[
     problems: list[str] = []
     add = problems.append
     protocol = service["protocol"]
-    layer = protocol["sessionLayer"]
-    if layer in FIX_LAYERS and "beginString" not in protocol:
+    layer = protocols.layer(protocol["sessionLayer"])
+    quickfix = layer["engine"] == "quickfix"
+    if quickfix and "beginString" not in protocol:
         add(f"{where}.protocol.beginString: missing; expected FIX.4.2, FIX.4.4 or FIXT.1.1 for a FIX session layer")
     if protocol.get("beginString") == "FIXT.1.1" and "defaultApplVerID" not in protocol:
         add(f"{where}.protocol.defaultApplVerID: missing; expected e.g. FIX.5.0SP2 with FIXT.1.1")
@@ -346,8 +455,24 @@ def _service_problems(rb: Runbook, service: dict[str, Any], where: str) -> list[
             add(f"{where}.heartbeat: min {low} is above max {high}; expected min <= max")
         if (low is not None and default < low) or (high is not None and default > high):
             add(f"{where}.heartbeat.default: {default} is outside [{low}, {high}] {heartbeat['unit']}; expected a value within the venue's bounds")
-        if ("min" in heartbeat or "max" in heartbeat) and "boundsSource" not in heartbeat:
-            add(f"{where}.heartbeat.boundsSource: missing; expected the source of min/max")
+        for env, spec in service["environments"].items():
+            value = spec.get("heartbeat", default)
+            if value == 0 and env not in heartbeat.get("zeroAllowedIn", []):
+                add(f"{where}.environments.{env}.heartbeat: 0 but the venue does not allow it in {env}; "
+                    f"expected a positive interval (heartbeat.zeroAllowedIn lists where 0 is accepted: {heartbeat.get('zeroAllowedIn', [])})")
+            elif value != 0 and ((low is not None and value < low) or (high is not None and value > high)):
+                add(f"{where}.environments.{env}.heartbeat: {value} is outside [{low}, {high}] {heartbeat['unit']}; expected a value within the venue's bounds")
+    for env, spec in service["environments"].items():
+        if "heartbeat" in spec and not heartbeat:
+            add(f"{where}.environments.{env}.heartbeat: set but the service has no heartbeat block; expected heartbeat.default first")
+
+    sequence = service.get("failoverSequence")
+    if sequence:
+        jumps = "jump" in (sequence["backup"], sequence.get("dr"))
+        if jumps and "jumpBy" not in sequence:
+            add(f"{where}.failoverSequence.jumpBy: missing; expected how far the venue advances its sequence numbers on a jump")
+        if not jumps and "jumpBy" in sequence:
+            add(f"{where}.failoverSequence.jumpBy: set but neither backup nor dr is 'jump'; expected jumpBy only with jump")
 
     auth = service["auth"]
     keys = auth.get("secretKeys", [])
@@ -361,13 +486,17 @@ def _service_problems(rb: Runbook, service: dict[str, Any], where: str) -> list[
     tls = service.get("tls", {"required": False})
     for env, spec in service["environments"].items():
         env_where = f"{where}.environments.{env}"
-        network = rb["environments"][env]["network"]
+        network = primary_network(rb, env)
         endpoints = _endpoints_of(spec)
         if service["purpose"] != "market-data" and "primary" not in spec.get("endpoints", {}):
             add(f"{env_where}.endpoints.primary: missing; expected the {service['purpose']} endpoint for {env}")
         if service["purpose"] == "market-data" and not spec.get("channels") and not spec.get("endpoints"):
             add(f"{env_where}: has neither channels nor endpoints; expected multicast channels or a primary endpoint")
-        if layer in FIX_LAYERS:
+        if layer["transport"] == "multicast" and spec.get("endpoints"):
+            add(f"{env_where}.endpoints: session layer {protocol['sessionLayer']} is multicast; expected channels (and recovery), not endpoints")
+        if layer["transport"] != "multicast" and spec.get("channels"):
+            add(f"{env_where}.channels: session layer {protocol['sessionLayer']} is not multicast (venues/protocols.yaml); expected endpoints")
+        if quickfix:
             session = spec.get("session", {})
             for key in ("senderCompID", "targetCompID"):
                 if not session.get(key):
@@ -379,7 +508,19 @@ def _service_problems(rb: Runbook, service: dict[str, Any], where: str) -> list[
         for ep_where, ep in endpoints:
             full = f"{env_where}.{ep_where}"
             problems.extend(_endpoint_problems(ep, full, network, tls, env))
-        problems.extend(_channel_problems(spec.get("channels", []), env_where))
+        problems.extend(_channel_problems(spec.get("channels", []), spec.get("recovery", []), env_where))
+        problems.extend(_recovery_problems(spec.get("recovery", []), env_where))
+    return problems
+
+
+def _recovery_problems(recovery: list[dict[str, Any]], where: str) -> list[str]:
+    problems = []
+    for index, item in enumerate(recovery):
+        here = f"{where}.recovery[{index}]"
+        if item["kind"] == "multicast-retransmission" and "lines" not in item:
+            problems.append(f"{here}.lines: missing; expected the A and B multicast lines the venue retransmits on")
+        if item["kind"] != "multicast-retransmission" and "lines" in item:
+            problems.append(f"{here}.lines: set for kind {item['kind']}; expected lines only with kind multicast-retransmission")
     return problems
 
 
@@ -398,8 +539,9 @@ def _endpoint_problems(ep: dict[str, Any], where: str, network: dict[str, Any], 
             problems.append(f"{where}.host: '{host}' is not a simulator Service; expected <name>{suffix} in {env}")
     elif not _is_ip(host) and not ep.get("cidrs"):
         problems.append(f"{where}.cidrs: missing for DNS name '{host}'; expected the CIDRs it resolves into, for the egress allow-list")
-    if ep.get("cidrs") and "cidrsSource" not in ep:
-        problems.append(f"{where}.cidrsSource: missing; expected the source of the CIDRs")
+    for index, ports in enumerate(ep.get("assigns", {}).get("ports", [])):
+        if ports.get("endPort", ports["port"]) < ports["port"]:
+            problems.append(f"{where}.assigns.ports[{index}].endPort: {ports['endPort']} is below port {ports['port']}; expected the last port of the range")
     # dev talks to in-cluster simulators, which may run without TLS.
     if tls.get("required", False) and env != "dev" and ep["transport"] not in TLS_TRANSPORTS:
         problems.append(f"{where}.transport: '{ep['transport']}' but the service requires TLS; expected tls or wss")
@@ -408,12 +550,13 @@ def _endpoint_problems(ep: dict[str, Any], where: str, network: dict[str, Any], 
     return problems
 
 
-def _channel_problems(channels: list[dict[str, Any]], where: str) -> list[str]:
+def _channel_problems(channels: list[dict[str, Any]], recovery: list[dict[str, Any]], where: str) -> list[str]:
+    """A and B distinct and multicast, every group/port used once, retransmission lines included."""
     problems = []
     seen: dict[tuple[str, int], str] = {}
-    for index, channel in enumerate(channels):
-        lines = channel["lines"]
-        here = f"{where}.channels[{index}]({channel['id']})"
+    sets = [(f"{where}.channels[{i}]({c['id']})", c["lines"]) for i, c in enumerate(channels)]
+    sets += [(f"{where}.recovery[{i}]", r["lines"]) for i, r in enumerate(recovery) if "lines" in r]
+    for here, lines in sets:
         if lines["a"]["group"] == lines["b"]["group"]:
             problems.append(f"{here}.lines.b.group: same group as line A ({lines['a']['group']}); expected distinct A and B groups")
         for line in ("a", "b"):
@@ -427,6 +570,20 @@ def _channel_problems(channels: list[dict[str, Any]], where: str) -> list[str]:
     return problems
 
 
+def _networks_problems(networks: list[dict[str, Any]], where: str) -> list[str]:
+    problems = []
+    for index, network in enumerate(networks):
+        problems.extend(_network_problems(network, f"{where}[{index}]"))
+    paths_ = [n["path"] for n in networks]
+    if "in-cluster" in paths_ and len(networks) > 1:
+        problems.append(f"{where}: in-cluster with other paths; expected in-cluster alone (the simulator needs no other path)")
+    if paths_.count("ipsec-vpn") > 1:
+        problems.append(f"{where}: {paths_.count('ipsec-vpn')} ipsec-vpn paths; expected at most one VPN per environment")
+    if sum("allowlistedSourceIP" in n for n in networks) > 1:
+        problems.append(f"{where}: more than one allowlistedSourceIP; expected one egress address per environment, on the path that needs it")
+    return problems
+
+
 def _network_problems(network: dict[str, Any], where: str) -> list[str]:
     problems = []
     path = network["path"]
@@ -436,6 +593,4 @@ def _network_problems(network: dict[str, Any], where: str) -> list[str]:
         problems.append(f"{where}.vpn: missing; expected the IPsec peer and remote CIDRs for path ipsec-vpn")
     if path != "ipsec-vpn" and "vpn" in network:
         problems.append(f"{where}.vpn: present but path is '{path}'; expected path ipsec-vpn")
-    if "allowlistedSourceIP" in network and "allowlistSource" not in network:
-        problems.append(f"{where}.allowlistSource: missing; expected the source of the allow-listed IP")
     return problems

@@ -125,21 +125,24 @@ def _header(rb: runbook.Runbook) -> list[str]:
 
 
 def _network(rb: runbook.Runbook, env: str) -> list[str]:
-    network = rb["environments"][env]["network"]
-    path = network["path"]
-    if path == "in-cluster":
-        path += f" (simulator namespace `{network['simulatorNamespace']}`)"
-    lines = [f"- Network path: {path}, {_src(rb, network['source'])}"]
-    vpn = network.get("vpn")
-    if vpn:
-        lines.append(
-            f"- VPN: {vpn['type']} IKEv{vpn['ikeVersion']} peer {vpn['peer']}, remote CIDRs "
-            f"{', '.join(vpn['remoteCIDRs'])}, proposals `{vpn['proposals']}`, {_src(rb, vpn['source'])}"
-        )
-    if "allowlistedSourceIP" in network:
-        lines.append(
-            f"- Allow-listed source IP: {network['allowlistedSourceIP']}, {_src(rb, network.get('allowlistSource'))}"
-        )
+    networks = rb["environments"][env]["networks"]
+    lines = []
+    for index, network in enumerate(networks):
+        path = network["path"]
+        if path == "in-cluster":
+            path += f" (simulator namespace `{network['simulatorNamespace']}`)"
+        rank = "" if len(networks) == 1 else (" (primary)" if index == 0 else f" (backup {index})")
+        lines.append(f"- Network path{rank}: {path}, {_src(rb, network['source'])}")
+        vpn = network.get("vpn")
+        if vpn:
+            lines.append(
+                f"  - VPN: {vpn['type']} IKEv{vpn['ikeVersion']} peer {vpn['peer']}, remote CIDRs "
+                f"{', '.join(vpn['remoteCIDRs'])}, proposals `{vpn['proposals']}`, {_src(rb, vpn['source'])}"
+            )
+        if "allowlistedSourceIP" in network:
+            lines.append(
+                f"  - Allow-listed source IP: {network['allowlistedSourceIP']}, {_src(rb, network.get('allowlistSource'))}"
+            )
     return lines
 
 
@@ -157,6 +160,13 @@ def _endpoint_rows(rb: runbook.Runbook, env: str) -> tuple[list[list[Any]], list
             if not ep:
                 continue
             rows.append([service["name"], role, ep["host"], ep["port"], _transport(ep), _src(rb, ep["source"])])
+            assigns = ep.get("assigns")
+            if assigns:
+                ports = ", ".join(f"{r['port']}-{r['endPort']}" if "endPort" in r else str(r["port"]) for r in assigns["ports"])
+                cidr_notes.append(
+                    f"- {service['name']} {role} `{ep['host']}` is a connection gateway: it assigns an application gateway in "
+                    f"{', '.join(assigns['cidrs'])} on ports {ports}, {_src(rb, assigns['source'])}"
+                )
             if ep.get("cidrs"):
                 cidr_notes.append(
                     f"- {service['name']} {role} `{ep['host']}` is allowed as {', '.join(ep['cidrs'])}, "
@@ -176,17 +186,21 @@ def _feeds(rb: runbook.Runbook, env: str) -> list[str]:
         spec = service["environments"][env]
         for channel in spec.get("channels", []):
             lines = channel["lines"]
-            channels.append([service["name"], channel["id"], channel["name"], _line(rb, lines["a"]), _line(rb, lines["b"])])
+            first = f"{channel['firstLine'].upper()}, {_src(rb, channel['source'])}" if "firstLine" in channel else "-"
+            channels.append([service["name"], channel["id"], channel["name"], _line(rb, lines["a"]), _line(rb, lines["b"]), first])
         for item in spec.get("recovery", []):
             ep = item["endpoint"]
-            recovery.append([service["name"], item["kind"], ep["host"], ep["port"], _transport(ep), _src(rb, ep["source"])])
+            delivered = f"A {_line(rb, item['lines']['a'])}; B {_line(rb, item['lines']['b'])}" if "lines" in item else "same connection"
+            limits = item.get("limits")
+            limit_text = (", ".join(f"{k} {v}" for k, v in limits.items() if k != "source") + f", {_src(rb, limits['source'])}") if limits else "-"
+            recovery.append([service["name"], item["kind"], ep["host"], ep["port"], _transport(ep), _src(rb, ep["source"]), delivered, limit_text])
     out: list[str] = []
     if channels:
-        out += ["Multicast channels (line: group:port, SSM sources where given, source):", ""]
-        out += _table(["service", "channel", "name", "line A", "line B"], channels)
+        out += ["Multicast channels (line: group:port, SSM sources where given, source; first: the line the venue publishes first):", ""]
+        out += _table(["service", "channel", "name", "line A", "line B", "first"], channels)
     if recovery:
-        out += ["Recovery endpoints:", ""]
-        out += _table(["service", "kind", "host", "port", "transport", "source"], recovery)
+        out += ["Recovery (requests go to the endpoint; retransmissions arrive as listed):", ""]
+        out += _table(["service", "kind", "host", "port", "transport", "source", "delivered on", "limits"], recovery)
     return out
 
 
@@ -333,10 +347,16 @@ def _failover(rb: runbook.Runbook) -> list[str]:
     failover = rb["failover"]
     reconnect = failover["reconnect"]
     standby = failover["standby"]
+    steps = [
+        f"{step['attempts']} attempt(s) to {'each endpoint in failover order' if step.get('endpoint', 'any') == 'any' else 'the ' + step['endpoint'] + ' endpoint'}, "
+        f"at least {step['intervalSeconds']} s apart"
+        for step in reconnect["steps"]
+    ]
+    after = {"repeat": "start again from the first step", "call-venue": "stop and call the venue's operations desk"}[reconnect.get("then", "repeat")]
     out = [
         "## Failover",
         "",
-        f"- Reconnect: up to {reconnect['attempts']} attempts, {reconnect['intervalSeconds']} s apart",
+        f"- Reconnect plan: {'; then '.join(steps)}; after the last step, {after}",
         f"- Standby: {standby} ({STANDBY_MEANINGS.get(standby, 'see the run book')})",
         f"- Source: {_src(rb, failover['source'])}",
         "",
@@ -346,6 +366,41 @@ def _failover(rb: runbook.Runbook) -> list[str]:
     out += [f"{index}. {step}" for index, step in enumerate(failover["procedure"], start=1)]
     out += ["", "Cancel on disconnect:", ""]
     out += _table(["service", "mode", "source"], [_cancel_on_disconnect(rb, s) for s in rb["services"]])
+    sequences = [
+        [s["name"], s["failoverSequence"]["backup"], s["failoverSequence"].get("dr", "-"), s["failoverSequence"].get("jumpBy", "-"),
+         _src(rb, s["failoverSequence"]["source"])]
+        for s in rb["services"] if "failoverSequence" in s
+    ]
+    if sequences:
+        out += ["Sequence numbers on failover (continue, reset to 1, or jump by a fixed amount: send a ResendRequest):", ""]
+        out += _table(["service", "on backup", "on DR", "jump by", "source"], sequences)
+    return out
+
+
+def _session_rules(rb: runbook.Runbook) -> list[str]:
+    """Heartbeat per environment and throttles: what the gateway paces itself by."""
+    rows, throttles = [], []
+    for service in rb["services"]:
+        hb = service.get("heartbeat")
+        if hb:
+            per_env = ", ".join(f"{env} {service['environments'][env]['heartbeat']}" for env in paths.ENVIRONMENTS)
+            bounds = f"{hb.get('min', '-')}..{hb.get('max', '-')}"
+            zero = ", ".join(hb.get("zeroAllowedIn", [])) or "-"
+            rows.append([service["name"], hb["mechanism"], hb["unit"], per_env, bounds, zero, _src(rb, hb["source"])])
+        throttle = service.get("throttle")
+        if throttle:
+            throttles.append([service["name"], f"{throttle['messages']} per {throttle['intervalMs']} ms", throttle.get("onExceed", "-"),
+                              throttle.get("rejectsBeforeDisconnect", "-"), "yes" if throttle.get("announcedAtLogon") else "no",
+                              _src(rb, throttle["source"])])
+    out = ["## Session rules", ""]
+    if rows:
+        out += ["Heartbeat (interval per environment; 0 means none, only where the venue allows it):", ""]
+        out += _table(["service", "mechanism", "unit", "interval", "bounds", "0 allowed in", "source"], rows)
+    if throttles:
+        out += ["Throttles:", ""]
+        out += _table(["service", "limit", "over the limit", "rejects before disconnect", "announced at logon", "source"], throttles)
+    if not rows and not throttles:
+        out += ["No heartbeat or throttle stated.", ""]
     return out
 
 
@@ -492,7 +547,8 @@ def _short(where: str) -> str:
 
 
 def _unverified(rb: runbook.Runbook) -> list[str]:
-    facts = {k: v for k, v in rb.items() if k not in ("sources", "acknowledgements")}
+    # The top-level `source` is a default: the facts that inherit it carry it themselves.
+    facts = {k: v for k, v in rb.items() if k not in ("sources", "acknowledgements", "source")}
     uses: dict[str, list[str]] = {}
     ours: dict[str, list[str]] = {}  # F (firm policy) and L (library) sources: not venue facts
     for where, key in _source_uses(facts, ""):
@@ -540,6 +596,7 @@ def render_doc(venue: str, rendered: Rendered | None = None) -> str:
         _schedule(rb),
         _certification(rb),
         _clock(rb),
+        _session_rules(rb),
         _failover(rb),
         _contacts(rb),
         _alerts(rb, rendered),

@@ -9,12 +9,14 @@ the archetype and agree with the composition).
 from __future__ import annotations
 
 import argparse
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vcpl import composition, generate, paths, yamlio
+from vcpl import composition, generate, paths, protocols, runbook, yamlio
 from vcpl.errors import VcplError
+from vcpl.yamlio import Flow
 
 MARK = "FILL-IN"
 
@@ -28,6 +30,7 @@ def fill(kind: str, what: str) -> str:
 @dataclass(frozen=True)
 class Archetype:
     description: str
+    choose: str  # when to choose it (docs/archetypes.md)
     order_entry: str  # "fix", "binary" or ""
     market_data: str  # "multicast", "websocket" or ""
     paths: dict[str, str]  # env -> network path
@@ -36,100 +39,142 @@ class Archetype:
 
 
 ARCHETYPES = {
-    "fix-cross-connect": Archetype("FIX order entry over a cross-connect", "fix", "", {"cert": "extranet", "prod": "cross-connect"}, ("prod",), True),
-    "binary-order-entry-multicast": Archetype("binary order entry and multicast A/B market data", "binary", "multicast", {"cert": "ipsec-vpn", "prod": "cross-connect"}, ("prod",), True),
-    "websocket-internet": Archetype("WebSocket market data over the internet", "", "websocket", {"cert": "internet", "prod": "internet"}, (), False),
-    "fix-vpn": Archetype("FIX order entry over an IPsec VPN", "fix", "", {"cert": "ipsec-vpn", "prod": "ipsec-vpn"}, ("cert", "prod"), False),
+    "fix-cross-connect": Archetype(
+        "FIX order entry over a cross-connect",
+        "a regulated venue whose order entry is FIX tag=value and which you reach in its data centre or over an extranet",
+        "fix", "", {"cert": "extranet", "prod": "cross-connect"}, ("prod",), True),
+    "binary-order-entry-multicast": Archetype(
+        "binary order entry and multicast A/B market data",
+        "a colocated exchange with its own binary order-entry protocol (FIXP/SBE, SoupBinTCP, a proprietary session) and A/B multicast feeds",
+        "binary", "multicast", {"cert": "ipsec-vpn", "prod": "cross-connect"}, ("prod",), True),
+    "fix-tls-internet": Archetype(
+        "FIX order entry over TLS on the internet",
+        "a venue (often crypto) that offers FIX over TLS on public DNS names, with no colocation and no fixed trading week",
+        "fix", "", {"cert": "internet", "prod": "internet"}, (), False),
+    "websocket-internet": Archetype(
+        "WebSocket market data over the internet",
+        "a venue whose API is JSON over WebSocket on the internet",
+        "", "websocket", {"cert": "internet", "prod": "internet"}, (), False),
+    "fix-vpn": Archetype(
+        "FIX order entry over an IPsec VPN",
+        "a venue that offers FIX over a site-to-site IPsec VPN and allow-lists the source address behind it",
+        "fix", "", {"cert": "ipsec-vpn", "prod": "ipsec-vpn"}, ("cert", "prod"), False),
 }
 
+# Ports of the library's own simulators in dev (venue-simulators namespace), by what they serve.
+SIMULATOR_PORTS = {"fix": 9000, "binary": 9000, "websocket": 8443, "replay": 9100}
+ENUM_SEP = " | "
 
-def _endpoint(transport: str, dns: bool, source: str) -> dict[str, Any]:
-    ep: dict[str, Any] = {
-        "host": fill("host", "the address the venue gives for this environment" + (" (DNS name)" if dns else " (IP)")),
-        "port": fill("port", "the port"),
-        "transport": transport,
-    }
+
+def _binary_encodings() -> str:
+    return ENUM_SEP.join(k for k, v in protocols.encodings().items() if v["byteOrder"] != "text")
+
+
+def _layers(transport: str) -> str:
+    return ENUM_SEP.join(k for k, v in protocols.session_layers().items() if v["transport"] == transport and v["engine"] == "native")
+
+
+def _simulator(venue: str, name: str) -> str:
+    return f"{venue}-{name}.venue-simulators.svc.cluster.local"
+
+
+def _endpoint(transport: str, dns: bool) -> Flow:
+    ep = Flow(host=fill("host", "the address the venue gives for this environment" + (" (DNS name)" if dns else " (IP)")),
+              port=fill("port", "the port"), transport=transport)
     if transport == "wss":
         ep["path"] = fill("path", "the WebSocket request path, e.g. /v2")
     if dns:
         ep["cidrs"] = [fill("cidr", "the addresses the host name resolves into")]
-        ep["cidrsSource"] = "ONBOARDING"
-    ep["source"] = source
     return ep
 
 
-def _service_envs(arch: Archetype, kind: str) -> dict[str, Any]:
+def _dev_group(venue: str, index: int, line: str) -> str:
+    # 239.0.0.0/8 is administratively scoped: simulator feeds never leave the cluster.
+    octet = 100 + int(hashlib.sha256(venue.encode()).hexdigest(), 16) % 100
+    return f"239.{octet}.{index * 2 + (line == 'b')}.1"
+
+
+def _service_envs(venue: str, arch: Archetype, kind: str, name: str) -> dict[str, Any]:
     envs: dict[str, Any] = {}
     for env in paths.ENVIRONMENTS:
         internet = arch.paths.get(env) == "internet"
         transport = {"fix": "tls" if internet else "tcp", "binary": "tcp", "websocket": "wss", "multicast": "tcp"}[kind]
+        spec: dict[str, Any] = {}
         if env == "dev":
-            dev_ep = {"host": f"{fill('name', 'simulator Service name')}.venue-simulators.svc.cluster.local", "port": fill("port", "simulator port"), "transport": transport, "source": "SIMULATOR"}
-            if transport == "wss":
-                dev_ep["path"] = fill("path", "the WebSocket request path")
-            spec: dict[str, Any] = {"endpoints": {"primary": dev_ep}}
-        elif kind == "multicast":
-            spec = {
-                "channels": [{
+            # The simulator is ours (source SIMULATOR): its names and ports follow the library's convention.
+            spec["source"] = "SIMULATOR"
+            if kind == "multicast":
+                spec["channels"] = [{"id": 1, "name": "simulated channel 1",
+                                     "lines": {line: Flow(group=_dev_group(venue, 0, line), port=30001) for line in ("a", "b")}}]
+                spec["recovery"] = [{"kind": "tcp-replay", "endpoint": Flow(host=_simulator(venue, "replay"), port=SIMULATOR_PORTS["replay"], transport="tcp")}]
+            else:
+                dev = Flow(host=_simulator(venue, name), port=SIMULATOR_PORTS[kind], transport=transport)
+                if transport == "wss":
+                    dev["path"] = "/"
+                spec["endpoints"] = {"primary": dev}
+                if arch.colocated:
+                    spec["endpoints"]["backup"] = Flow(dev, host=_simulator(venue, f"{name}-backup"))
+        else:
+            spec["source"] = "ONBOARDING"
+            if kind == "multicast":
+                spec["channels"] = [{
                     "id": fill("number", "channel id"),
                     "name": fill("text", "channel name"),
-                    "lines": {line: {"group": fill("group", f"line {line.upper()} multicast group"), "port": fill("port", f"line {line.upper()} port"), "source": "ONBOARDING"} for line in ("a", "b")},
-                }],
-                "recovery": [{"kind": "tcp-replay", "endpoint": _endpoint("tcp", False, "ONBOARDING")}],
-            }
-        else:
-            spec = {"endpoints": {"primary": _endpoint(transport, internet, "ONBOARDING")}}
-            if arch.colocated:
-                spec["endpoints"]["backup"] = _endpoint(transport, internet, "ONBOARDING")
-        if kind == "multicast" and env == "dev":
-            spec = {"channels": [{"id": 1, "name": "simulated channel", "lines": {
-                "a": {"group": fill("group", "simulator line A group, e.g. 239.x.y.z"), "port": fill("port", "simulator line A port"), "source": "SIMULATOR"},
-                "b": {"group": fill("group", "simulator line B group"), "port": fill("port", "simulator line B port"), "source": "SIMULATOR"}}}]}
+                    "lines": {line: Flow(group=fill("group", f"line {line.upper()} multicast group"), port=fill("port", f"line {line.upper()} port")) for line in ("a", "b")},
+                }]
+                spec["recovery"] = [{"kind": fill("enum", "tcp-replay | tcp-snapshot | udp-rerequest | multicast-snapshot | multicast-retransmission"),
+                                     "endpoint": _endpoint("tcp", False)}]
+            else:
+                spec["endpoints"] = {"primary": _endpoint(transport, internet)}
+                if arch.colocated:
+                    spec["endpoints"]["backup"] = _endpoint(transport, internet)
         if kind == "fix":
-            spec["session"] = {"senderCompID": fill("compid", f"our SenderCompID in {env}"), "targetCompID": fill("compid", f"the TargetCompID of the venue in {env}")}
+            spec["session"] = Flow(senderCompID=fill("compid", f"our SenderCompID in {env}"), targetCompID=fill("compid", f"the venue TargetCompID in {env}"))
         envs[env] = spec
     return envs
 
 
-def _services(arch: Archetype) -> list[dict[str, Any]]:
-    services = []
-    if arch.order_entry:
-        fix = arch.order_entry == "fix"
-        protocol: dict[str, Any] = {"name": fill("text", "protocol name"), "version": fill("text", "protocol version"),
-                                    "encoding": "tag-value" if fix else "binary", "sessionLayer": "fix" if fix else fill("enum", "fixp | soupbintcp")}
-        if fix:
-            protocol["beginString"] = fill("enum", "FIX.4.2 | FIX.4.4 | FIXT.1.1")
-        protocol["source"] = "VENUE-SPEC"
-        service: dict[str, Any] = {
-            "name": "order-entry", "purpose": "order-entry", "protocol": protocol, "role": "initiator",
-            "heartbeat": {"mechanism": "session-heartbeat", "default": fill("number", "heartbeat interval"), "min": fill("number", "the minimum the venue accepts"),
-                          "max": fill("number", "the maximum the venue accepts"), "unit": "s", "source": "VENUE-SPEC", "boundsSource": "VENUE-SPEC"},
-            "sequenceReset": {"cadence": fill("enum", "weekly | daily | per-connection"), "source": "VENUE-SPEC"},
-            "cancelOnDisconnect": {"mode": fill("enum", "mandatory | default-on | optional | unsupported | unknown"), "source": "VENUE-SPEC"},
-            "auth": {"method": fill("enum", "password | hmac-sha256 | hmac-sha512 | rsa-pss | jwt"), "secretKeys": [fill("key", "name of a secret key, e.g. password")], "source": "VENUE-SPEC"},
-            "tls": {"required": any(p == "internet" for p in arch.paths.values()), "source": "VENUE-SPEC"},
-            "environments": _service_envs(arch, arch.order_entry),
-        }
-        if service["tls"]["required"]:
-            service["tls"]["termination"] = "native"
-        services.append(service)
-    if arch.market_data:
-        ws = arch.market_data == "websocket"
-        services.append({
-            "name": "market-data", "purpose": "market-data",
-            "protocol": {"name": fill("text", "protocol name"), "version": fill("text", "protocol version"), "encoding": "json" if ws else "binary",
-                         "sessionLayer": "websocket" if ws else fill("enum", "mdp-packet | moldudp64"), "source": "VENUE-SPEC"},
-            "role": "client" if ws else "subscriber",
-            "sequenceReset": {"cadence": fill("enum", "weekly | daily | none"), "source": "VENUE-SPEC"},
-            "auth": {"method": "none", "source": "VENUE-SPEC"},
-            **({"tls": {"required": True, "termination": "native", "source": "VENUE-SPEC"}} if ws else {}),
-            "environments": _service_envs(arch, arch.market_data),
-        })
-    return services
+def _order_entry(venue: str, arch: Archetype) -> dict[str, Any]:
+    fix = arch.order_entry == "fix"
+    protocol: dict[str, Any] = {"name": fill("text", "protocol name"), "version": fill("text", "protocol version")}
+    if fix:
+        protocol.update(encoding="tag-value", sessionLayer="fix", beginString=fill("enum", "FIX.4.2 | FIX.4.4 | FIXT.1.1"))
+    else:
+        protocol.update(encoding=fill("enum", _binary_encodings()), sessionLayer=fill("enum", _layers("tcp")))
+    internet = any(p == "internet" for p in arch.paths.values())
+    return {
+        "name": "order-entry", "purpose": "order-entry", "protocol": protocol, "role": "initiator",
+        # Bounds (min, max) only where the venue states them.
+        "heartbeat": {"default": fill("number", "heartbeat interval, in the unit of the session layer")},
+        "sequenceReset": {"cadence": fill("enum", "weekly | daily | per-connection")},
+        "cancelOnDisconnect": {"mode": fill("enum", "mandatory | default-on | optional | unsupported | unknown")},
+        "auth": {"method": fill("enum", "password | hmac-sha256 | hmac-sha512 | rsa-pss | jwt"), "secretKeys": [fill("key", "name of a secret key, e.g. password")]},
+        "tls": {"required": True, "termination": "native"} if internet else {"required": False},
+        "environments": _service_envs(venue, arch, arch.order_entry, "order-entry"),
+    }
+
+
+def _market_data(venue: str, arch: Archetype) -> dict[str, Any]:
+    ws = arch.market_data == "websocket"
+    protocol = {"name": fill("text", "protocol name"), "version": fill("text", "protocol version")}
+    if ws:
+        protocol.update(encoding="json", sessionLayer="websocket")
+    else:
+        protocol.update(encoding=fill("enum", _binary_encodings()), sessionLayer=fill("enum", _layers("multicast")))
+    service: dict[str, Any] = {
+        "name": "market-data", "purpose": "market-data", "protocol": protocol,
+        "role": "client" if ws else "subscriber",
+        "sequenceReset": {"cadence": fill("enum", "weekly | daily | per-connection | per-product | none")},
+        "auth": {"method": "none"},
+    }
+    if ws:
+        service["tls"] = {"required": True, "termination": "native"}
+    service["environments"] = _service_envs(venue, arch, arch.market_data, "market-data")
+    return service
 
 
 def _environments(arch: Archetype) -> dict[str, Any]:
-    envs: dict[str, Any] = {"dev": {"network": {"path": "in-cluster", "simulatorNamespace": "venue-simulators", "source": "SIMULATOR"}}}
+    envs: dict[str, Any] = {"dev": {"networks": [Flow(path="in-cluster", simulatorNamespace="venue-simulators", source="SIMULATOR")]}}
     for env, path in arch.paths.items():
         network: dict[str, Any] = {"path": path}
         if env in arch.allowlisted:
@@ -138,40 +183,44 @@ def _environments(arch: Archetype) -> dict[str, Any]:
         if path == "ipsec-vpn":
             network["vpn"] = {"type": "ipsec", "peer": fill("ip", "the VPN peer of the venue"), "remoteCIDRs": [fill("cidr", "venue subnet behind the tunnel")],
                               "ikeVersion": 2, "proposals": fill("text", "IKE/ESP proposals, e.g. aes256-sha256-modp2048"), "source": "ONBOARDING"}
-        network["source"] = "VENUE-SPEC"
-        envs[env] = {"network": network}
+        envs[env] = {"networks": [network]}
     return envs
 
 
 def runbook_skeleton(venue: str, archetype: str) -> dict[str, Any]:
+    """A v2 run book with what the archetype decides filled in and every venue fact marked. Facts
+    cite the top-level source (the venue's specification) unless they are onboarding values
+    (ONBOARDING) or the library's simulator (SIMULATOR)."""
     arch = ARCHETYPES[archetype]
     schedule: dict[str, Any] = {"timeZone": fill("zone", "IANA time zone of the venue, e.g. America/Chicago")}
     if arch.colocated:
-        schedule["weekly"] = {"open": {"day": fill("day", "weekly open day"), "time": fill("clock", "HH:MM")},
-                              "close": {"day": fill("day", "weekly close day"), "time": fill("clock", "HH:MM")}}
+        schedule["weekly"] = {"open": Flow(day=fill("day", "weekly open day"), time=fill("clock", "HH:MM")),
+                              "close": Flow(day=fill("day", "weekly close day"), time=fill("clock", "HH:MM"))}
     else:
         schedule["continuous"] = True
-    schedule["source"] = "VENUE-SPEC"
+    services = ([_order_entry(venue, arch)] if arch.order_entry else []) + ([_market_data(venue, arch)] if arch.market_data else [])
     return {
-        "apiVersion": "vcpl.dev/v1alpha1",
+        "apiVersion": runbook.API_VERSION,
         "kind": "VenueRunbook",
         "venue": {"id": venue, "name": fill("text", "venue name"), "operator": fill("text", "operator"), "mic": fill("mic", "ISO 10383 MIC (delete the line if none)"),
                   "ownerTeam": fill("team", "owning team, e.g. futures-connectivity"), "archetype": archetype, "runbookVersion": "0.1.0"},
+        "source": "VENUE-SPEC",
         "sources": {
-            "VENUE-SPEC": {"quality": "P", "ref": fill("text", "URL of the connectivity specification of the venue")},
-            "ONBOARDING": {"quality": "U", "ref": "Values from the venue's onboarding pack; confirm with the venue before prod."},
-            "SIMULATOR": {"quality": "L", "ref": "In-cluster venue simulator owned by this library (namespace venue-simulators)."},
+            "VENUE-SPEC": Flow(quality="P", ref=fill("text", "URL of the connectivity specification of the venue")),
+            "ONBOARDING": Flow(quality="U", ref="Values from the venue's onboarding pack; confirm with the venue before prod."),
+            "SIMULATOR": Flow(quality="L", ref="In-cluster venue simulator owned by this library (namespace venue-simulators)."),
+            **({"FIRM-RTS25": Flow(quality="F", ref="Firm policy: colocated algorithmic venues follow the RTS 25 HFT tier, 100 microseconds to UTC")} if arch.colocated else {}),
         },
         "acknowledgements": [{"source": "ONBOARDING", "environments": ["prod"], "by": fill("team", "who accepts the unconfirmed values"),
                               "date": fill("date", "YYYY-MM-DD"), "reason": fill("text", "why prod may run on them")}],
         "schedule": schedule,
-        "certification": {"required": True, "steps": [fill("text", "certification step")], "source": "VENUE-SPEC"},
-        "contacts": {"venueOperations": {"name": fill("text", "the operations desk of the venue"), "reach": fill("text", "how to reach it"), "source": "VENUE-SPEC"},
-                     "escalation": [{"level": 1, "who": fill("text", "our on-call rotation"), "when": "any critical alert"}]},
-        "failover": {"reconnect": {"attempts": 3, "intervalSeconds": 5}, "standby": "hot" if arch.colocated else "none",
-                     "procedure": [fill("text", "first failover step")], "source": "VENUE-SPEC"},
-        "clockSync": {"required": True, "maxDivergenceMicros": 100, "source": "VENUE-SPEC"} if arch.colocated else {"required": False, "source": "VENUE-SPEC"},
-        "services": _services(arch),
+        "certification": {"required": True, "steps": [fill("text", "certification step")]},
+        "contacts": {"venueOperations": {"name": fill("text", "the operations desk of the venue"), "reach": fill("text", "how to reach it")},
+                     "escalation": [Flow(level=1, who=fill("text", "our on-call rotation"), when="any critical alert")]},
+        "failover": {"reconnect": {"steps": [Flow(attempts=3, intervalSeconds=5)], "then": "repeat"}, "standby": "hot" if arch.colocated else "none",
+                     "procedure": [fill("text", "first failover step")]},
+        "clockSync": {"required": True, "maxDivergenceMicros": 100, "source": "FIRM-RTS25"} if arch.colocated else {"required": False},
+        "services": services,
         "environments": _environments(arch),
     }
 

@@ -1,11 +1,13 @@
 """strongSwan swanctl.conf for venues reached over an IPsec VPN."""
 from __future__ import annotations
 
-from vcpl.runbook import Runbook
+from vcpl.runbook import Runbook, vpn_network
 
 
 def config(rb: Runbook, env: str) -> str:
-    vpn = rb["environments"][env]["network"]["vpn"]
+    network = vpn_network(rb, env)
+    assert network is not None, f"{env} has no ipsec-vpn path"
+    vpn = network["vpn"]
     venue = rb["venue"]["id"]
     remote_ts = ",".join(vpn["remoteCIDRs"])
     return "\n".join(

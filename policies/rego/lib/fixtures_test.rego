@@ -8,9 +8,9 @@ model(venue, env, body) := object.union(
 	{
 		"kind": "OverlayModel",
 		"overlay": {"venue": venue, "environment": env, "namespace": sprintf("venue-%s-%s", [venue, env])},
-		"runbook": {"venue": {"id": venue}, "services": [], "environments": {env: {"network": {"path": "cross-connect"}}}},
+		"runbook": {"venue": {"id": venue}, "services": [], "environments": {env: {"networks": [{"path": "cross-connect"}]}}},
 		"platform": {},
-		"expected": {"alerts": [], "components": []},
+		"expected": {"alerts": [], "components": [], "quickfixServices": []},
 		"components": [],
 		"objects": [],
 		"pods": [],

@@ -25,7 +25,10 @@ pods_with_role(role) := {pod | some pod in input.pods; pod.role == role}
 gateway_pods := pods_with_role("gateway")
 
 # The network path the run book gives this environment.
-network_path := runbook.environments[environment].network.path
+# The environment's network paths, primary first; the primary path's name.
+network_paths := [n.path | some n in object.get(runbook, ["environments", environment, "networks"], [])]
+
+network_path := network_paths[0]
 
 # ---------------------------------------------------------------------------
 # Results

@@ -26,6 +26,19 @@ runbook_channels contains {
 	some ci, channel in service.environments[lib.environment].channels
 }
 
+# Retransmission lines (recovery kind multicast-retransmission) are joined like
+# channel lines; channels.json lists them under recovery with this id.
+runbook_channels contains {
+	"service": service.name,
+	"id": sprintf("%s.recovery[%d]", [service.name, ri]),
+	"lines": item.lines,
+	"origin": sprintf("services[%d].environments.%s.recovery[%d]", [si, lib.environment, ri]),
+} if {
+	some si, service in lib.runbook.services
+	some ri, item in service.environments[lib.environment].recovery
+	is_object(item.lines)
+}
+
 channel_files := object.get(input, ["sessions", "channels"], [])
 
 readable_files := [file | some file in channel_files; is_array(object.get(file, ["config", "channels"], null))]
@@ -34,6 +47,13 @@ readable_files := [file | some file in channel_files; is_array(object.get(file, 
 file_entries contains {"file": file, "index": i, "channel": channel, "field": sprintf("%s.channels[%d]", [file.field, i])} if {
 	some file in readable_files
 	some i, channel in file.config.channels
+}
+
+file_entries contains {"file": file, "index": i, "channel": item, "field": sprintf("%s.recovery[%d]", [file.field, i])} if {
+	some file in readable_files
+	some i, item in object.get(file.config, "recovery", [])
+	is_object(item)
+	item.id != null
 }
 
 # An entry stands for a run-book channel when the ids agree (and the services,

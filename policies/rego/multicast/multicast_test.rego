@@ -19,7 +19,7 @@ runbook := {
 			},
 		}]}},
 	}],
-	"environments": {"prod": {"network": {"path": "cross-connect"}}},
+	"environments": {"prod": {"networks": [{"path": "cross-connect"}]}},
 }
 
 platform := {"multicast": {"a": {"master": "ens2f0"}, "b": {"master": "ens2f1"}}}
@@ -283,4 +283,45 @@ test_multicast_ab_anti_affinity_rejects_selector_missing_own_pods if {
 
 test_multicast_ignores_library_index if {
 	count(multicast.deny) == 0 with input as {"kind": "LibraryIndex", "sessions": []}
+}
+
+# ---------------------------------------------------------------------------
+# Retransmission lines (recovery kind multicast-retransmission): requested over
+# TCP, delivered on their own A/B lines, which the engine must join like channels
+# ---------------------------------------------------------------------------
+
+retransmission := {
+	"kind": "multicast-retransmission",
+	"endpoint": {"host": "10.60.30.20", "port": 11100, "transport": "tcp"},
+	"lines": {"a": {"group": "224.0.31.72", "port": 14400}, "b": {"group": "224.0.32.72", "port": 15400}},
+}
+
+retransmission_runbook := json.patch(runbook, [{"op": "add", "path": "/services/0/environments/prod/recovery", "value": [retransmission]}])
+
+retransmission_entry := {
+	"id": "mdp.recovery[0]", "service": "mdp", "kind": "multicast-retransmission", "host": "10.60.30.20", "port": 11100,
+	"a": line("224.0.31.72", 14400, "feeda"), "b": line("224.0.32.72", 15400, "feedb"),
+}
+
+with_recovery(entries) := json.patch(overlay(gateway_pod, [good_channel]), [
+	{"op": "replace", "path": "/runbook", "value": retransmission_runbook},
+	{"op": "replace", "path": "/sessions/channels/0/config/recovery", "value": entries},
+])
+
+test_multicast_lines_attached_accepts_retransmission_lines_in_channels_json if {
+	count(fixtures.results_for(results(with_recovery([retransmission_entry])), "multicast-lines-attached")) == 0
+}
+
+test_multicast_lines_attached_rejects_retransmission_lines_missing if {
+	# The v1 shape: a TCP endpoint only, so the engine never joins the retransmission groups.
+	entry := object.remove(retransmission_entry, ["id", "a", "b"])
+	found := fixtures.results_for(results(with_recovery([entry])), "multicast-lines-attached")
+	count(found) == 1
+	some r in found
+	contains(r.msg, "mdp.recovery[0]")
+}
+
+test_multicast_lines_attached_rejects_retransmission_group_changed if {
+	entry := object.union(retransmission_entry, {"b": {"group": "224.0.32.73"}})
+	located(with_recovery([entry]), "multicast-lines-attached") == {["ConfigMap/feed-channels", "data[channels.json].recovery[0].b.group"]}
 }

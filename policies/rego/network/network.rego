@@ -269,9 +269,9 @@ need_text(need) := sprintf("%s on %v/%s", [peer_text(need.peer), need.port, need
 # What each role needs to reach
 # ---------------------------------------------------------------------------
 
-runbook_network := object.get(lib.runbook, ["environments", lib.environment, "network"], {})
+runbook_networks := object.get(lib.runbook, ["environments", lib.environment, "networks"], [])
 
-network_path := object.get(runbook_network, "path", null)
+network_paths := [n.path | some n in runbook_networks]
 
 dns_peer := {"kind": "namespace", "namespace": "kube-system", "pods": {"selector": {"matchLabels": {"k8s-app": "kube-dns"}, "matchExpressions": []}}}
 
@@ -301,45 +301,67 @@ runbook_endpoints contains {"origin": origin, "endpoint": item.endpoint} if {
 	origin := sprintf("services[%d].environments.%s.recovery[%d].endpoint", [si, lib.environment, ri])
 }
 
+# Over a path that reaches the venue's addresses directly: each endpoint, and the
+# application gateways a connection gateway may assign (every port of each range).
 venue_needs contains need if {
-	network_path in endpoint_paths
+	some path in network_paths
+	path in endpoint_paths
 	some ref in runbook_endpoints
 	some cidr in endpoint_cidrs(ref.endpoint)
 	need := {"peer": cidr_peer(cidr), "protocol": endpoint_protocol(ref.endpoint), "port": ref.endpoint.port, "origin": ref.origin}
 }
 
+venue_needs contains need if {
+	some path in network_paths
+	path in endpoint_paths
+	some ref in runbook_endpoints
+	some cidr in ref.endpoint.assigns.cidrs
+	some range in ref.endpoint.assigns.ports
+	some port in numbers.range(range.port, object.get(range, "endPort", range.port))
+	need := {"peer": cidr_peer(cidr), "protocol": endpoint_protocol(ref.endpoint), "port": port, "origin": sprintf("%s.assigns", [ref.origin])}
+}
+
 # Over IPsec only IKE and NAT-T to the peer leave the pod network; venue traffic
 # travels inside the tunnel, and a tunnel that is down must not leak plaintext.
 venue_needs contains need if {
-	network_path == "ipsec-vpn"
+	some ni, network in runbook_networks
+	network.path == "ipsec-vpn"
 	some port in [500, 4500]
 	need := {
-		"peer": cidr_peer(sprintf("%s/32", [runbook_network.vpn.peer])),
+		"peer": cidr_peer(sprintf("%s/32", [network.vpn.peer])),
 		"protocol": "UDP", "port": port,
-		"origin": sprintf("environments.%s.network.vpn.peer", [lib.environment]),
+		"origin": sprintf("environments.%s.networks[%d].vpn.peer", [lib.environment, ni]),
 	}
 }
 
 # In-cluster simulators are reached by namespace, on the endpoints' ports.
 venue_needs contains need if {
-	network_path == "in-cluster"
+	some network in runbook_networks
+	network.path == "in-cluster"
 	some ref in runbook_endpoints
 	need := {
-		"peer": {"kind": "namespace", "namespace": runbook_network.simulatorNamespace, "pods": {"all": true}},
+		"peer": {"kind": "namespace", "namespace": network.simulatorNamespace, "pods": {"all": true}},
 		"protocol": endpoint_protocol(ref.endpoint), "port": ref.endpoint.port, "origin": ref.origin,
 	}
 }
 
-gateway_derivable if network_path in endpoint_paths
+network_derivable(network) if network.path in endpoint_paths
 
-gateway_derivable if {
-	network_path == "ipsec-vpn"
-	is_string(runbook_network.vpn.peer)
+network_derivable(network) if {
+	network.path == "ipsec-vpn"
+	is_string(network.vpn.peer)
+}
+
+network_derivable(network) if {
+	network.path == "in-cluster"
+	is_string(network.simulatorNamespace)
 }
 
 gateway_derivable if {
-	network_path == "in-cluster"
-	is_string(runbook_network.simulatorNamespace)
+	count(runbook_networks) > 0
+	every network in runbook_networks {
+		network_derivable(network)
+	}
 }
 
 api_server := object.get(lib.platform, "apiServer", {})
@@ -358,13 +380,13 @@ egress_needs("session-scheduler") := dns_needs | api_needs if scheduler_derivabl
 
 egress_needs(role) := set() if not role in {"gateway", "session-scheduler"}
 
-needs_summary("gateway") := sprintf("DNS and the run book's destinations for network path %v", [network_path])
+needs_summary("gateway") := sprintf("DNS and the run book's destinations for network paths %v", [concat(", ", network_paths)])
 
 needs_summary("session-scheduler") := "DNS and the API server"
 
 needs_summary(role) := "nothing" if not role in {"gateway", "session-scheduler"}
 
-underivable_reason("gateway") := sprintf("the run book gives no known environments.%s.network.path (or no vpn.peer for ipsec-vpn, no simulatorNamespace for in-cluster)", [lib.environment])
+underivable_reason("gateway") := sprintf("the run book gives no known environments.%s.networks[].path (or no vpn.peer for ipsec-vpn, no simulatorNamespace for in-cluster)", [lib.environment])
 
 underivable_reason("session-scheduler") := sprintf("platform environments.%s has no apiServer {cidr, port}", [lib.environment])
 

@@ -25,7 +25,7 @@ runbook := {
 			}},
 		},
 	],
-	"environments": {"prod": {"network": {"path": "cross-connect"}}},
+	"environments": {"prod": {"networks": [{"path": "cross-connect"}]}},
 }
 
 platform := {"apiServer": {"cidr": "10.22.0.0/28", "port": 6443}}
@@ -227,11 +227,11 @@ test_network_egress_exact_rejects_except_that_blocks_a_needed_address if {
 }
 
 test_network_egress_exact_rejects_underivable_path if {
-	m := object.union(good, {"runbook": {"environments": {"prod": {"network": {"path": "carrier-pigeon"}}}}})
+	m := object.union(good, {"runbook": {"environments": {"prod": {"networks": [{"path": "carrier-pigeon"}]}}}})
 	located(m, "network-egress-exact") == {["StatefulSet/venue-gateway", "spec.template.egress"]}
 }
 
-ipsec_runbook := object.union(runbook, {"environments": {"prod": {"network": {"path": "ipsec-vpn", "vpn": {"peer": "198.18.61.1"}}}}})
+ipsec_runbook := object.union(runbook, {"environments": {"prod": {"networks": [{"path": "ipsec-vpn", "vpn": {"peer": "198.18.61.1"}}]}}})
 
 ipsec_rules := [
 	dns_rule("NetworkPolicy/venue-egress"),
@@ -249,7 +249,7 @@ test_network_egress_exact_rejects_venue_address_behind_ipsec if {
 	located(m, "network-egress-exact") == {["NetworkPolicy/venue-egress", "spec.egress[1]"]}
 }
 
-in_cluster_runbook := object.union(runbook, {"environments": {"prod": {"network": {"path": "in-cluster", "simulatorNamespace": "venue-simulators"}}}})
+in_cluster_runbook := object.union(runbook, {"environments": {"prod": {"networks": [{"path": "in-cluster", "simulatorNamespace": "venue-simulators"}]}}})
 
 simulator_rule(ns_peer) := rule("NetworkPolicy/venue-egress", "spec.egress[1]", [ns_peer], [port("TCP", 10000), port("TCP", 20010)])
 
@@ -447,4 +447,57 @@ test_network_no_exposure_rejects_ingress_object if {
 
 test_network_ignores_library_index if {
 	count(network.deny) == 0 with input as {"kind": "LibraryIndex", "sessions": []}
+}
+
+# ---------------------------------------------------------------------------
+# Several network paths: a cross-connect with an IPsec VPN as its backup
+# ---------------------------------------------------------------------------
+
+backup_vpn_runbook := object.union(runbook, {"environments": {"prod": {"networks": [
+	{"path": "cross-connect"},
+	{"path": "ipsec-vpn", "vpn": {"peer": "198.18.61.1"}},
+]}}})
+
+test_network_egress_exact_accepts_endpoints_and_backup_vpn_peer if {
+	rules := array.concat(gateway_egress_rules, [rule("NetworkPolicy/venue-egress", "spec.egress[4]", [cidr("198.18.61.1/32")], [port("UDP", 500), port("UDP", 4500)])])
+	m := object.union(overlay([with_egress(gateway_pod, rules), scheduler_pod]), {"runbook": backup_vpn_runbook})
+	count(fixtures.results_for(results(m), "network-egress-exact")) == 0
+}
+
+test_network_egress_exact_rejects_backup_vpn_peer_unreachable if {
+	m := object.union(good, {"runbook": backup_vpn_runbook})
+	found := fixtures.results_for(results(m), "network-egress-exact")
+	count(found) == 2 # IKE and NAT-T
+	every r in found {
+		contains(r.msg, "networks[1].vpn.peer")
+	}
+}
+
+# ---------------------------------------------------------------------------
+# A connection gateway that assigns the application gateway at logon
+# ---------------------------------------------------------------------------
+
+assigning_runbook := json.patch(runbook, [{"op": "add", "path": "/services/0/environments/prod/endpoints/primary/assigns", "value": {
+	"cidrs": ["10.60.40.0/28"], "ports": [{"port": 21000, "endPort": 21003}],
+}}])
+
+assigned_rule := rule("NetworkPolicy/venue-egress", "spec.egress[4]", [cidr("10.60.40.0/28")], [{"protocol": "TCP", "port": 21000, "endPort": 21003}])
+
+test_network_egress_exact_accepts_assigned_application_gateways if {
+	m := object.union(overlay([with_egress(gateway_pod, array.concat(gateway_egress_rules, [assigned_rule])), scheduler_pod]), {"runbook": assigning_runbook})
+	count(fixtures.results_for(results(m), "network-egress-exact")) == 0
+}
+
+test_network_egress_exact_rejects_assigned_range_missing if {
+	m := object.union(good, {"runbook": assigning_runbook})
+	found := fixtures.results_for(results(m), "network-egress-exact")
+	count(found) == 4 # each port of 21000-21003
+	every r in found {
+		contains(r.msg, "endpoints.primary.assigns")
+	}
+}
+
+test_network_egress_exact_rejects_assigned_range_without_run_book if {
+	m := overlay([with_egress(gateway_pod, array.concat(gateway_egress_rules, [assigned_rule])), scheduler_pod])
+	located(m, "network-egress-exact") == {["NetworkPolicy/venue-egress", "spec.egress[4]"]}
 }

@@ -7,8 +7,9 @@ package vcpl.session
 
 import data.vcpl.lib
 
-# Session layers whose engine is QuickFIX and so must have a settings file.
-fix_layers := {"fix", "fixt"}
+# Services whose session layer the FIX engine drives (registry venues/protocols.yaml, engine
+# quickfix), as the gate computed them; they must have a QuickFIX settings file.
+quickfix_services := {name | some name in object.get(input, ["expected", "quickfixServices"], [])}
 
 tls_transports := {"tls", "wss"}
 
@@ -48,7 +49,7 @@ env_block(service) := object.get(service, ["environments", lib.environment], {})
 
 env_session(service) := object.get(env_block(service), "session", {})
 
-is_fix_service(service) if object.get(service, ["protocol", "sessionLayer"], "") in fix_layers
+is_fix_service(service) if service.name in quickfix_services
 
 # Run-book services that have session endpoints (primary/backup/dr) here.
 services_with_endpoints := {[i, s] |
@@ -356,7 +357,7 @@ target_findings contains result if {
 
 # Why a service must be reached over TLS (empty when plaintext is acceptable).
 tls_reasons(name) := union({
-	{sprintf("the network path %q is not private", [lib.network_path]) | not lib.network_path in private_paths},
+	{sprintf("the network path %q is not private", [path]) | some path in lib.network_paths; not path in private_paths},
 	{sprintf("the run book's %s endpoint uses %s", [ep.role, ep.transport]) |
 		some [_, s] in runbook_services
 		s.name == name
@@ -504,21 +505,32 @@ unit_factor(hb) := 1000 if {
 	hb.unit == "ms"
 } else := 1
 
-default_seconds(hb) := hb.default / unit_factor(hb)
+# The interval this environment uses: its own heartbeat, else the service's default.
+interval(service) := object.get(env_block(service), "heartbeat", service.heartbeat.default)
+
+interval_seconds(service) := interval(service) / unit_factor(service.heartbeat)
+
+# 0 ("no heartbeat") is outside min..max but allowed where the venue accepts it.
+zero_allowed(hb) if lib.environment in object.get(hb, "zeroAllowedIn", [])
 
 bound_problem(seconds, hb) := sprintf("below the run book's minimum %v %s", [hb.min, object.get(hb, "unit", "s")]) if {
 	is_number(hb.min)
 	seconds * unit_factor(hb) < hb.min
+	not seconds == 0
+} else := sprintf("below the run book's minimum %v %s", [hb.min, object.get(hb, "unit", "s")]) if {
+	is_number(hb.min)
+	seconds == 0
+	not zero_allowed(hb)
 } else := sprintf("above the run book's maximum %v %s", [hb.max, object.get(hb, "unit", "s")]) if {
 	is_number(hb.max)
 	seconds * unit_factor(hb) > hb.max
 }
 
-heartbeat_text(hb) := sprintf("%v ms (%v s)", [hb.default, default_seconds(hb)]) if {
-	hb.unit == "ms"
-} else := sprintf("%v s", [hb.default])
+heartbeat_text(service) := sprintf("%v ms (%v s)", [interval(service), interval_seconds(service)]) if {
+	service.heartbeat.unit == "ms"
+} else := sprintf("%v s", [interval(service)])
 
-heartbeat_fix := "set HeartBtInt to the run book's heartbeat.default in seconds (make generate)"
+heartbeat_fix := "set HeartBtInt to the run book's heartbeat for this environment in seconds (make generate)"
 
 # rule: session-heartbeat
 deny contains result if {
@@ -528,25 +540,25 @@ deny contains result if {
 
 heartbeat_findings contains result if {
 	some e in fix_sessions
-	hb := session_runbook_service(e).heartbeat
+	service := session_runbook_service(e)
 	value := setting(e, "HeartBtInt")
 	not is_whole_number(value)
 	result := lib.finding(
 		"session-heartbeat", e.qf.object, lookup(e, "HeartBtInt")[1],
-		sprintf("%s: HeartBtInt %q is not a whole number of seconds; the run book's default is %v %s", [session_label(e), value, hb.default, object.get(hb, "unit", "s")]),
+		sprintf("%s: HeartBtInt %q is not a whole number of seconds; the run book's is %s", [session_label(e), value, heartbeat_text(service)]),
 		heartbeat_fix,
 	)
 }
 
 heartbeat_findings contains result if {
 	some e in fix_sessions
-	hb := session_runbook_service(e).heartbeat
+	service := session_runbook_service(e)
 	value := setting(e, "HeartBtInt")
 	is_whole_number(value)
-	to_number(value) != default_seconds(hb)
+	to_number(value) != interval_seconds(service)
 	result := lib.finding(
 		"session-heartbeat", e.qf.object, lookup(e, "HeartBtInt")[1],
-		sprintf("%s: HeartBtInt is %s s; the run book's default is %s", [session_label(e), value, heartbeat_text(hb)]),
+		sprintf("%s: HeartBtInt is %s s; the run book's is %s in %s", [session_label(e), value, heartbeat_text(service), lib.environment]),
 		heartbeat_fix,
 	)
 }
@@ -568,9 +580,8 @@ heartbeat_findings contains result if {
 	some gi, g in gateway_services
 	some [_, service] in runbook_services
 	service.name == g.name
-	hb := service.heartbeat
-	some key in ["default", "unit"]
-	expected := object.get(hb, key, null)
+	expected_heartbeat := {"interval": interval(service), "unit": service.heartbeat.unit}
+	some key, expected in expected_heartbeat
 	actual := object.get(g, ["heartbeat", key], null)
 	actual != expected
 	result := lib.finding(
@@ -730,9 +741,9 @@ schedule_findings contains result if {
 
 failover := object.get(lib.runbook, "failover", {})
 
-failover_paths := [["reconnect", "attempts"], ["reconnect", "intervalSeconds"], ["standby"]]
+failover_paths := [["reconnect", "steps"], ["reconnect", "then"], ["standby"]]
 
-failover_fix := "copy the run book's failover (reconnect attempts and interval, standby) into the session settings (make generate)"
+failover_fix := "copy the run book's failover (reconnect plan, standby) into the session settings (make generate)"
 
 # rule: session-failover
 deny contains result if {
@@ -756,12 +767,12 @@ failover_findings contains result if {
 
 failover_findings contains result if {
 	some e in fix_sessions
-	expected := failover.reconnect.intervalSeconds
+	expected := failover.reconnect.steps[0].intervalSeconds
 	actual := setting(e, "ReconnectInterval")
 	not reconnect_matches(actual, expected)
 	result := lib.finding(
 		"session-failover", e.qf.object, lookup(e, "ReconnectInterval")[1],
-		sprintf("%s: ReconnectInterval is %q; the run book reconnects every %v s", [session_label(e), actual, expected]),
+		sprintf("%s: ReconnectInterval is %q; the run book's first reconnect step waits %v s between attempts", [session_label(e), actual, expected]),
 		failover_fix,
 	)
 }
@@ -837,13 +848,13 @@ deny contains result if {
 	lib.is_overlay
 	cfg := gateway.config
 	is_object(cfg)
-	actual := object.get(cfg, ["network", "path"], null)
-	expected := object.get(lib.runbook, ["environments", lib.environment, "network", "path"], null)
+	actual := object.get(cfg, ["network", "paths"], null)
+	expected := lib.network_paths
 	actual != expected
 	result := lib.finding(
-		"session-path-matches", gateway_object, sprintf("%s.network.path", [gateway_field]),
-		sprintf("gateway.json network path is %v; the run book's environments.%s.network.path is %v", [actual, lib.environment, expected]),
-		"regenerate the overlay from the run book (make generate) so the gateway uses the run book's network path",
+		"session-path-matches", gateway_object, sprintf("%s.network.paths", [gateway_field]),
+		sprintf("gateway.json network paths are %v; the run book's environments.%s.networks are %v, in that order", [actual, lib.environment, expected]),
+		"regenerate the overlay from the run book (make generate) so the gateway uses the run book's network paths, primary first",
 	)
 }
 

@@ -16,7 +16,7 @@ weekly := {"open": {"day": "sunday", "time": "18:00"}, "close": {"day": "friday"
 runbook := {
 	"venue": {"id": "acme"},
 	"schedule": {"timeZone": "America/New_York", "weekly": weekly, "source": "HRS"},
-	"failover": {"reconnect": {"attempts": 3, "intervalSeconds": 10}, "standby": "hot", "source": "FO"},
+	"failover": {"reconnect": {"steps": [{"attempts": 3, "intervalSeconds": 10}], "then": "repeat"}, "standby": "hot", "source": "FO"},
 	"services": [
 		{
 			"name": "oe",
@@ -44,7 +44,7 @@ runbook := {
 			"environments": {"prod": {"channels": []}},
 		},
 	],
-	"environments": {"prod": {"network": {"path": "internet"}}},
+	"environments": {"prod": {"networks": [{"path": "internet"}]}},
 }
 
 default_section := {
@@ -121,14 +121,14 @@ good_targets := [
 gateway_config := {
 	"venue": "acme",
 	"environment": "prod",
-	"network": {"path": "internet"},
-	"failover": {"reconnect": {"attempts": 3, "intervalSeconds": 10}, "standby": "hot"},
+	"network": {"paths": ["internet"]},
+	"failover": {"reconnect": {"steps": [{"attempts": 3, "intervalSeconds": 10}], "then": "repeat"}, "standby": "hot"},
 	"schedule": {"timeZone": "America/New_York", "weekly": weekly},
 	"services": [
 		{
 			"name": "oe",
 			"quickfixSettings": cfg_path,
-			"heartbeat": {"default": 30, "min": 10, "max": 60, "unit": "s"},
+			"heartbeat": {"default": 30, "interval": 30, "min": 10, "max": 60, "unit": "s"},
 			"session": {"senderCompID": "ACME-PRD", "targetCompID": "VENUE"},
 			"endpoints": [
 				{"role": "primary", "host": "fix.venue.net", "port": 6121, "transport": "tls"},
@@ -137,7 +137,7 @@ gateway_config := {
 		},
 		{
 			"name": "md",
-			"heartbeat": {"default": 1, "unit": "s"},
+			"heartbeat": {"default": 1, "interval": 1, "unit": "s"},
 			"session": {},
 			"endpoints": [{"role": "primary", "host": "ws.venue.net", "port": 443, "transport": "wss"}],
 		},
@@ -164,6 +164,7 @@ state_dir_store := {
 good_stores := [fix_store("oe"), state_dir_store]
 
 good := fixtures.model("acme", "prod", {
+	"expected": {"quickfixServices": ["oe", "dc"]},
 	"runbook": runbook,
 	"pods": [gateway_pod],
 	"sessions": {
@@ -206,7 +207,7 @@ test_library_index_is_not_judged if {
 binary_runbook := {
 	"venue": {"id": "bin"},
 	"schedule": {"timeZone": "America/Chicago", "weekly": {"open": {"day": "sunday", "time": "10:30"}, "close": {"day": "friday", "time": "17:00"}}},
-	"failover": {"reconnect": {"attempts": 3, "intervalSeconds": 5}, "standby": "hot"},
+	"failover": {"reconnect": {"steps": [{"attempts": 3, "intervalSeconds": 5}], "then": "repeat"}, "standby": "hot"},
 	"services": [{
 		"name": "ilink",
 		"protocol": {"name": "iLink 3", "sessionLayer": "fixp"},
@@ -220,7 +221,7 @@ binary_runbook := {
 			},
 		}},
 	}],
-	"environments": {"prod": {"network": {"path": "cross-connect"}}},
+	"environments": {"prod": {"networks": [{"path": "cross-connect"}]}},
 }
 
 binary := fixtures.model("bin", "prod", {
@@ -230,12 +231,12 @@ binary := fixtures.model("bin", "prod", {
 		"gateway": {"object": "ConfigMap/venue-gateway", "field": "data[gateway.json]", "path": "/etc/venue-gateway/gateway/gateway.json", "config": {
 			"venue": "bin",
 			"environment": "prod",
-			"network": {"path": "cross-connect"},
-			"failover": {"reconnect": {"attempts": 3, "intervalSeconds": 5}, "standby": "hot"},
+			"network": {"paths": ["cross-connect"]},
+			"failover": {"reconnect": {"steps": [{"attempts": 3, "intervalSeconds": 5}], "then": "repeat"}, "standby": "hot"},
 			"schedule": {"timeZone": "America/Chicago", "weekly": {"open": {"day": "sunday", "time": "10:30"}, "close": {"day": "friday", "time": "17:00"}}},
 			"services": [{
 				"name": "ilink",
-				"heartbeat": {"default": 30000, "max": 65535, "unit": "ms", "mechanism": "keepalive"},
+				"heartbeat": {"default": 30000, "interval": 30000, "max": 65535, "unit": "ms", "mechanism": "keepalive"},
 				"session": {"firmId": "VCP", "senderCompID": "PRDVCPN", "sessionId": "PRD"},
 				"endpoints": [
 					{"role": "primary", "host": "10.60.20.11", "port": 20010, "transport": "tcp"},
@@ -449,7 +450,8 @@ test_session_tls_rejects_target_without_tls_flag if {
 test_session_tls_rejects_plaintext_when_runbook_requires_tls_on_private_path if {
 	# ICE-like: a cross-connect, but the run book's endpoint is tls.
 	m := patched([
-		{"op": "replace", "path": "/runbook/environments/prod/network/path", "value": "cross-connect"},
+		{"op": "replace", "path": "/runbook/environments/prod/networks/0/path", "value": "cross-connect"},
+		{"op": "replace", "path": "/sessions/gateway/config/network/paths", "value": ["cross-connect"]},
 		{"op": "replace", "path": "/sessions/targets/0/tls", "value": false},
 		{"op": "replace", "path": "/sessions/targets/0/via", "value": "plaintext"},
 	])
@@ -461,7 +463,10 @@ test_session_tls_rejects_plaintext_when_runbook_requires_tls_on_private_path if 
 }
 
 test_session_tls_rejects_plaintext_tcp_over_internet_for_binary_venue if {
-	m := json.patch(binary, [{"op": "replace", "path": "/runbook/environments/prod/network/path", "value": "internet"}])
+	m := json.patch(binary, [
+		{"op": "replace", "path": "/runbook/environments/prod/networks/0/path", "value": "internet"},
+		{"op": "replace", "path": "/sessions/gateway/config/network/paths", "value": ["internet"]},
+	])
 	fields(m, "session-tls") == {
 		"data[gateway.json].services[0].endpoints[0].host",
 		"data[gateway.json].services[0].endpoints[1].host",
@@ -556,7 +561,7 @@ two_fix_services := patched([
 	}},
 	{"op": "add", "path": "/sessions/gateway/config/services/-", "value": {
 		"name": "dc", "quickfixSettings": cfg_path,
-		"heartbeat": {"default": 30, "unit": "s"},
+		"heartbeat": {"default": 30, "interval": 30, "unit": "s"},
 		"session": {"senderCompID": "ACME-DC", "targetCompID": "VENUE"},
 		"endpoints": [],
 	}},
@@ -591,7 +596,7 @@ test_session_heartbeat_accepts_wrong_default_overridden_by_session if {
 test_session_heartbeat_accepts_milliseconds_converted_to_seconds if {
 	m := patched([
 		{"op": "replace", "path": "/runbook/services/0/heartbeat", "value": {"default": 30000, "max": 60000, "unit": "ms"}},
-		{"op": "replace", "path": "/sessions/gateway/config/services/0/heartbeat", "value": {"default": 30000, "max": 60000, "unit": "ms"}},
+		{"op": "replace", "path": "/sessions/gateway/config/services/0/heartbeat", "value": {"default": 30000, "interval": 30000, "max": 60000, "unit": "ms"}},
 	])
 	count(findings(m, "session-heartbeat")) == 0
 }
@@ -599,7 +604,7 @@ test_session_heartbeat_accepts_milliseconds_converted_to_seconds if {
 test_session_heartbeat_rejects_milliseconds_copied_as_seconds if {
 	m := patched([
 		{"op": "replace", "path": "/runbook/services/0/heartbeat", "value": {"default": 30000, "max": 60000, "unit": "ms"}},
-		{"op": "replace", "path": "/sessions/gateway/config/services/0/heartbeat", "value": {"default": 30000, "max": 60000, "unit": "ms"}},
+		{"op": "replace", "path": "/sessions/gateway/config/services/0/heartbeat", "value": {"default": 30000, "interval": 30000, "max": 60000, "unit": "ms"}},
 		{"op": "replace", "path": "/sessions/quickfix/0/sessions/0/own/HeartBtInt", "value": "30000"},
 	])
 	rs := findings(m, "session-heartbeat")
@@ -630,7 +635,7 @@ test_session_heartbeat_rejects_value_outside_bounds if {
 	# The run book's own default below its minimum: the session follows it, the venue refuses it.
 	m := patched([
 		{"op": "replace", "path": "/runbook/services/0/heartbeat/default", "value": 5},
-		{"op": "replace", "path": "/sessions/gateway/config/services/0/heartbeat/default", "value": 5},
+		{"op": "replace", "path": "/sessions/gateway/config/services/0/heartbeat/interval", "value": 5},
 		{"op": "replace", "path": "/sessions/quickfix/0/sessions/0/own/HeartBtInt", "value": "5"},
 	])
 	rs := findings(m, "session-heartbeat")
@@ -639,10 +644,37 @@ test_session_heartbeat_rejects_value_outside_bounds if {
 	contains(r.msg, "below the run book's minimum 10 s")
 }
 
-test_session_heartbeat_rejects_gateway_json_default if {
-	m := patched([{"op": "replace", "path": "/sessions/gateway/config/services/1/heartbeat/default", "value": 30}])
-	fields(m, "session-heartbeat") == {"data[gateway.json].services[1].heartbeat.default"}
+test_session_heartbeat_rejects_gateway_json_interval if {
+	m := patched([{"op": "replace", "path": "/sessions/gateway/config/services/1/heartbeat/interval", "value": 30}])
+	fields(m, "session-heartbeat") == {"data[gateway.json].services[1].heartbeat.interval"}
 	objects(m, "session-heartbeat") == {"ConfigMap/venue-gateway"}
+}
+
+# An environment's own heartbeat wins over the service default.
+test_session_heartbeat_rejects_default_where_environment_sets_its_own if {
+	m := patched([{"op": "add", "path": "/runbook/services/0/environments/prod/heartbeat", "value": 45}])
+	rs := findings(m, "session-heartbeat")
+	fields(m, "session-heartbeat") == {"data[session.cfg].SESSION[1].HeartBtInt", "data[gateway.json].services[0].heartbeat.interval"}
+	some r in rs
+	contains(r.msg, "the run book's is 45 s in prod")
+}
+
+zero_heartbeat := [
+	{"op": "add", "path": "/runbook/services/0/environments/prod/heartbeat", "value": 0},
+	{"op": "replace", "path": "/sessions/gateway/config/services/0/heartbeat/interval", "value": 0},
+	{"op": "replace", "path": "/sessions/quickfix/0/sessions/0/own/HeartBtInt", "value": "0"},
+]
+
+test_session_heartbeat_accepts_zero_where_the_venue_allows_it if {
+	m := patched(array.concat(zero_heartbeat, [{"op": "add", "path": "/runbook/services/0/heartbeat/zeroAllowedIn", "value": ["prod"]}]))
+	count(findings(m, "session-heartbeat")) == 0
+}
+
+test_session_heartbeat_rejects_zero_where_the_venue_does_not_allow_it if {
+	rs := findings(patched(zero_heartbeat), "session-heartbeat")
+	count(rs) == 1
+	some r in rs
+	contains(r.msg, "below the run book's minimum 10 s")
 }
 
 test_session_heartbeat_rejects_gateway_json_unit if {
@@ -773,9 +805,14 @@ test_session_failover_accepts_wrong_default_interval_overridden_by_session if {
 }
 
 test_session_failover_rejects_gateway_json_attempts if {
-	m := patched([{"op": "replace", "path": "/sessions/gateway/config/failover/reconnect/attempts", "value": 10}])
-	fields(m, "session-failover") == {"data[gateway.json].failover.reconnect.attempts"}
+	m := patched([{"op": "replace", "path": "/sessions/gateway/config/failover/reconnect/steps/0/attempts", "value": 10}])
+	fields(m, "session-failover") == {"data[gateway.json].failover.reconnect.steps"}
 	objects(m, "session-failover") == {"ConfigMap/venue-gateway"}
+}
+
+test_session_failover_rejects_gateway_json_without_call_venue if {
+	m := patched([{"op": "replace", "path": "/sessions/gateway/config/failover/reconnect/then", "value": "call-venue"}])
+	fields(m, "session-failover") == {"data[gateway.json].failover.reconnect.then"}
 }
 
 test_session_failover_rejects_gateway_json_standby if {
@@ -786,8 +823,8 @@ test_session_failover_rejects_gateway_json_standby if {
 test_session_failover_rejects_gateway_json_without_failover if {
 	m := patched([{"op": "remove", "path": "/sessions/gateway/config/failover"}])
 	fields(m, "session-failover") == {
-		"data[gateway.json].failover.reconnect.attempts",
-		"data[gateway.json].failover.reconnect.intervalSeconds",
+		"data[gateway.json].failover.reconnect.steps",
+		"data[gateway.json].failover.reconnect.then",
 		"data[gateway.json].failover.standby",
 	}
 }
@@ -865,14 +902,22 @@ test_session_path_matches_accepts_runbook_path if {
 }
 
 test_session_path_matches_rejects_other_path if {
-	m := patched([{"op": "replace", "path": "/sessions/gateway/config/network/path", "value": "cross-connect"}])
-	fields(m, "session-path-matches") == {"data[gateway.json].network.path"}
+	m := patched([{"op": "replace", "path": "/sessions/gateway/config/network/paths", "value": ["cross-connect"]}])
+	fields(m, "session-path-matches") == {"data[gateway.json].network.paths"}
 	objects(m, "session-path-matches") == {"ConfigMap/venue-gateway"}
 }
 
 test_session_path_matches_rejects_missing_path if {
 	m := patched([{"op": "remove", "path": "/sessions/gateway/config/network"}])
-	fields(m, "session-path-matches") == {"data[gateway.json].network.path"}
+	fields(m, "session-path-matches") == {"data[gateway.json].network.paths"}
+}
+
+test_session_path_matches_rejects_backup_path_first if {
+	m := patched([
+		{"op": "replace", "path": "/runbook/environments/prod/networks", "value": [{"path": "internet"}, {"path": "ipsec-vpn"}]},
+		{"op": "replace", "path": "/sessions/gateway/config/network/paths", "value": ["ipsec-vpn", "internet"]},
+	])
+	fields(m, "session-path-matches") == {"data[gateway.json].network.paths"}
 }
 
 # ---------------------------------------------------------------------------
