@@ -61,6 +61,7 @@ ifeq ($(VENUE),)
 	$(VCPL) runbook-docs
 	$(VCPL) catalog
 	$(VCPL) runbook-reference
+	$(VCPL) archetypes
 	$(VCPL) policy-matrix
 else
 	$(VCPL) generate --venue $(VENUE)
@@ -71,7 +72,7 @@ runbook-docs: ## regenerate docs/runbooks/<venue>.md from the run books and rend
 	$(VCPL) runbook-docs
 
 scaffold: ## start a venue from an archetype: make scaffold VENUE=eurex ARCHETYPE=fix-cross-connect
-	@test -n "$(VENUE)" -a -n "$(ARCHETYPE)" || { echo "usage: make scaffold VENUE=<id> ARCHETYPE=<fix-cross-connect|binary-order-entry-multicast|websocket-internet|fix-vpn>" >&2; exit 2; }
+	@test -n "$(VENUE)" -a -n "$(ARCHETYPE)" || { echo "usage: make scaffold VENUE=<id> ARCHETYPE=<fix-cross-connect|binary-order-entry-multicast|fix-tls-internet|websocket-internet|fix-vpn> (docs/archetypes.md)" >&2; exit 2; }
 	$(VCPL) scaffold $(VENUE) --archetype $(ARCHETYPE)
 
 drift: ## compare an overlay with the live cluster: make drift VENUE=cme ENV=prod

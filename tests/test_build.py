@@ -1,10 +1,13 @@
 """Every overlay and every component fixture renders with plain `kustomize build`."""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from conftest import COMPONENT_FIXTURES, ROOT
-from vcpl import paths, render
+from vcpl import generate, paths, profile, render, runbook, yamlio
+from vcpl.errors import VcplError
 
 
 def test_every_venue_has_every_environment() -> None:
@@ -33,3 +36,21 @@ def test_every_component_has_a_fixture() -> None:
     for component in components:
         name = str(component.relative_to(paths.COMPONENTS)).replace("/", "-")
         assert name in fixtures, f"components/{name} has no fixture in tests/fixtures/components/{name}"
+
+
+def test_component_without_its_run_book_fact_is_explained_in_run_book_terms(tmp_path) -> None:
+    """An overlay composes the egress gateway, but its run book gives no allow-listed source IP:
+    kustomize's replacement error is translated into the run-book field and the component."""
+    for folder in ("base", "components"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    shutil.copytree(paths.VENUES / "nyse", tmp_path / "venues" / "nyse")
+    shutil.copytree(paths.overlay_dir("prod", "nyse"), tmp_path / "overlays" / "prod" / "nyse")
+    rb = runbook.load_venue("nyse")
+    del rb["environments"]["prod"]["networks"][0]["allowlistedSourceIP"]
+    generated = tmp_path / "venues" / "nyse" / "generated" / "prod" / generate.PROFILE_FILE
+    generated.write_text(yamlio.dump(profile.build(rb, generate.load_platform(), "prod")), encoding="utf-8")
+    with pytest.raises(VcplError) as info:
+        render.build_dir(tmp_path / "overlays" / "prod" / "nyse")
+    message = str(info.value)
+    assert "overlays/prod/nyse: components/ip-allowlist/cilium-egress-gateway needs spec.egressGateway" in message
+    assert "venues/nyse/runbook.yaml gives no environments.prod.networks[].allowlistedSourceIP" in message

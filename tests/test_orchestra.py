@@ -148,7 +148,7 @@ def test_import_names_what_orchestra_cannot_carry(directory: Path) -> None:
     for field in ("ownerTeam", "archetype", "runbookVersion"):
         assert f"venue.{field}" in gaps
     for env in paths.ENVIRONMENTS:
-        assert f"environments.{env}.network" in gaps
+        assert f"environments.{env}.networks" in gaps
     for index, service in enumerate(rb["services"]):
         for field in ("purpose", "heartbeat", "sequenceReset", "cancelOnDisconnect", "auth", "protocol.source"):
             assert f"services[{index}].{field}" in gaps

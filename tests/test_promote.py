@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,7 +78,10 @@ def test_promotion_refuses_a_failing_target_and_writes_nothing(scratch: Path) ->
 
 def test_promotion_refuses_stale_generated_files(scratch: Path) -> None:
     runbook_file = scratch / "venues" / "kraken" / "runbook.yaml"
-    runbook_file.write_text(runbook_file.read_text().replace("runbookVersion: 1.0.0", "runbookVersion: 1.1.0"))
+    text = runbook_file.read_text()
+    bumped = re.sub(r"runbookVersion: \S+", "runbookVersion: 9.9.9", text)
+    assert bumped != text
+    runbook_file.write_text(bumped)
     result = _promote(scratch, "kraken", "cert", "prod")
     assert result.returncode == 2 and "make generate" in result.stderr, result.stdout + result.stderr
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from vcpl import paths, runbook
+from vcpl import paths, protocols, runbook
 
 BROKEN = yaml.safe_load((ROOT / "tests" / "fixtures" / "runbooks" / "broken.yaml").read_text())
 
@@ -68,3 +68,33 @@ def test_literal_broken_fixture_file_is_rejected() -> None:
     message = str(info.value)
     assert "tests/fixtures/runbooks/kitchen-sink/runbook.yaml" in message
     assert "services[0](fix-oe).heartbeat.default: 90 is outside [5, 60] s" in message
+
+
+def test_sources_are_inherited_from_the_nearest_enclosing_block() -> None:
+    rb = runbook.load_venue("nyse")
+    raw = yaml.safe_load(paths.runbook_path("nyse").read_text())
+    fix, xdp = rb["services"]
+    # No source of its own: the run book's top-level default.
+    assert "source" not in raw["services"][0]["environments"]["prod"]["endpoints"]["primary"]
+    assert fix["environments"]["prod"]["endpoints"]["primary"]["source"] == raw["source"] == "ONBOARDING"
+    # Its own wins over every default.
+    assert fix["environments"]["dev"]["endpoints"]["primary"]["source"] == "SIMULATOR"
+    # A derived source (the bounds) defaults to its block's source, not to the top level.
+    assert fix["heartbeat"]["boundsSource"] == fix["heartbeat"]["source"] == "NYSE-FIX"
+    # A block's source passes down to what it holds (the XDP limits cite NYSE-CC themselves).
+    assert xdp["environments"]["prod"]["recovery"][0]["limits"]["source"] == "NYSE-CC"
+
+
+@pytest.mark.parametrize("venue", paths.venue_ids())
+def test_heartbeat_mechanism_and_unit_come_from_the_session_layer_unless_stated(venue: str) -> None:
+    rb = runbook.load_venue(venue)
+    raw = yaml.safe_load(paths.runbook_path(venue).read_text())
+    for service, written in zip(rb["services"], raw["services"]):
+        if "heartbeat" not in written:
+            continue
+        layer = protocols.layer(service["protocol"]["sessionLayer"])["heartbeat"]
+        for key in ("mechanism", "unit"):
+            assert service["heartbeat"][key] == written["heartbeat"].get(key, layer[key]), f"{service['name']}.heartbeat.{key}"
+        for env in paths.ENVIRONMENTS:
+            expected = written["environments"][env].get("heartbeat", written["heartbeat"]["default"])
+            assert service["environments"][env]["heartbeat"] == expected

@@ -13,7 +13,10 @@ from pathlib import Path
 
 
 from conftest import ROOT
-from vcpl import scaffold
+from vcpl import archetypes, scaffold
+
+# The onboarding budget: lines a person fills in for a typical venue of any archetype.
+MAX_LINES_TO_FILL = 60
 
 IGNORED = shutil.ignore_patterns(".git", ".venv", ".tools", "build", "__pycache__", ".pytest_cache", "evidence")
 PLACEHOLDER = re.compile(r"""(?P<q>['"]?)FILL-IN (?P<kind>\w+): (?P<what>[^'"\n]*)(?P=q)""")
@@ -46,14 +49,14 @@ class Filler:
         if kind == "enum":
             return what.split(" | ")[0]
         if kind == "number":
-            return {"heartbeat interval": "10", "the minimum the venue accepts": "1", "the maximum the venue accepts": "60"}.get(what, "1")
+            return "10" if what.startswith("heartbeat interval") else "1"
         if kind == "day":
             return "sunday" if "open" in what else "friday"
         if kind == "clock":
             return "18:00" if i % 2 else "17:00"
         values = {
             "port": str(20000 + i), "path": "/v1", "cidr": f"10.{90 + i % 100}.0.0/24", "ip": f"10.251.{i % 250}.{i % 200 + 1}",
-            "group": f"{239 if 'simulator' in what else 233}.88.{i % 250}.{i % 200 + 1}", "compid": f"NV{i}{what.split()[-1].upper()}",
+            "group": f"{239 if 'simulator' in what else 233}.88.{i % 250}.{i % 200 + 1}", "compid": f"{self.venue.upper()}-{i}-{what.split()[-1].upper()}",
             "key": "password", "text": "Filled in from the venue's documents", "zone": "America/New_York", "mic": "XNEW",
             "team": "newvenue-connectivity", "date": "2026-11-21", "tag": "1.0.0", "digest": "sha256:" + "e" * 64,
         }
@@ -90,3 +93,19 @@ def test_scaffolded_venues_onboard_with_only_their_fields(tmp_path: Path) -> Non
     assert gate.returncode == 0, gate.stdout[-4000:] + gate.stderr[-2000:]
     assert "gate passed" in gate.stdout
     print("lines to fill per archetype:", filled_lines)
+    for archetype, count in filled_lines.items():
+        run_book, overlays, _ = archetypes.lines_to_fill(archetype)
+        assert count == run_book + overlays, f"docs/archetypes.md counts {run_book + overlays} for {archetype}, the filler filled {count}"
+        assert count <= MAX_LINES_TO_FILL, f"{archetype}: {count} lines to fill, above the onboarding budget of {MAX_LINES_TO_FILL}"
+
+
+def test_archetype_guide_is_in_sync() -> None:
+    assert archetypes.DOC.read_text(encoding="utf-8") == archetypes.render_doc(), "run `make generate`"
+
+
+def test_readme_onboarding_table_follows_the_scaffold() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for archetype in scaffold.ARCHETYPES:
+        run_book, overlays, written = archetypes.lines_to_fill(archetype)
+        row = f"| {archetype} | {run_book + overlays} ({run_book} + {overlays}) | {written} |"
+        assert row in readme, f"README.md: expected the row {row!r} (make generate, then copy docs/archetypes.md's counts)"

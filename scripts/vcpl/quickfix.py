@@ -85,7 +85,7 @@ def session_settings(rb: Runbook, env: str) -> str:
             host, port = ("127.0.0.1", sidecar_port) if sidecar_port else (ep["host"], ep["port"])
             lines.append(f"SocketConnectHost{suffix}={host}")
             lines.append(f"SocketConnectPort{suffix}={port}")
-        native_tls = tls.get("required") and tls.get("termination", "native") == "native" and env != "dev"
+        native_tls = tls.get("required") and tls.get("termination", "native") == "native"
         lines.append(f"SocketUseSSL={'Y' if native_tls else 'N'}")
         if native_tls:
             lines.append(f"EnableProtocols=TLSv{tls.get('minVersion', '1.2')}")

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from vcpl import generate, paths
+from vcpl import generate, paths, protocols
 
 REFERENCE = paths.ROOT / "docs" / "runbook-reference.md"
 _FREE_KEY = "regex;"
@@ -70,7 +70,44 @@ def render_reference(schema_path: Path = paths.SCHEMA) -> str:
         "|---|---|---|---|",
     ]
     lines += [f"| `{path}` | {kind} | {required} | {allowed} |" for path, kind, required, allowed in _rows(schema, "")]
+    lines += _changes(schema_path) + _registry()
     return "\n".join(lines) + "\n"
+
+
+def _changes(schema_path: Path) -> list[str]:
+    """The schema's own account of what its version changed (its header comment)."""
+    out: list[str] = []
+    for line in schema_path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        text = line[1:].strip()
+        if out or text.startswith("Schema v"):
+            if text.startswith("Structural rules"):
+                break
+            out.append(text if text.startswith("-") or not out else text)
+    if not out:
+        return []
+    title, items = out[0], out[1:]
+    body: list[str] = []
+    for item in items:
+        if item.startswith("- "):
+            body.append(item)
+        elif body:
+            body[-1] += " " + item
+    return ["", "## Schema version", "", title, "", *body]
+
+
+def _registry() -> list[str]:
+    registry = protocols.registry()
+    out = ["", f"## Registered session layers ([{paths.relative(protocols.REGISTRY)}](../{paths.relative(protocols.REGISTRY)}))", "",
+           "| sessionLayer | title | transport | heartbeat | engine | sequencing | recovery |", "|---|---|---|---|---|---|---|"]
+    for key, entry in registry["sessionLayers"].items():
+        heartbeat = f"{entry['heartbeat']['mechanism']} ({entry['heartbeat']['unit']})"
+        out.append(f"| `{key}` | {_cell(entry['title'])} | {entry['transport']} | {heartbeat} | {entry['engine']} | "
+                   f"{_cell(entry['sequencing'])} | {_cell(entry['recovery'])} |")
+    out += ["", "## Registered encodings", "", "| encoding | title | byte order |", "|---|---|---|"]
+    out += [f"| `{key}` | {_cell(entry['title'])} | {entry['byteOrder']} |" for key, entry in registry["encodings"].items()]
+    return out
 
 
 def _cmd(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -44,10 +45,47 @@ def overlays() -> list[tuple[str, str]]:
     return found
 
 
+# What in a run book makes `vcpl generate` write each section of the ConnectivityProfile that
+# components copy from with replacements ({env}: the overlay's environment).
+PROFILE_SECTIONS = {
+    "egressGateway": "environments.{env}.networks[].allowlistedSourceIP (the source IP the venue allow-lists)",
+    "vpn": "an environments.{env}.networks[] entry with path ipsec-vpn and its vpn block",
+    "multicast": "services[].environments.{env}.channels (multicast A/B lines)",
+    "fix": "a service whose session layer the FIX engine drives (engine quickfix in venues/protocols.yaml)",
+    "tls": "a service with tls.required: true",
+    "credentials": "services[].auth.secretKeys",
+    "sessionSchedule": "schedule.weekly or schedule.daily (the run book's schedule is continuous)",
+    "clockSync": "clockSync.required: true",
+}
+_MISSING_SOURCE = re.compile(
+    r"recursed accumulation of path '(?P<component>[^']+)': fieldPath `(?P<field>[^`]+)` is missing for replacement source ConnectivityProfile"
+)
+
+
+def explain(directory: Path, stderr: str) -> str | None:
+    """A kustomize replacement error in run-book terms: which component needs which run-book field."""
+    found = _MISSING_SOURCE.findall(stderr)
+    if not found:
+        return None
+    component, field = found[-1]
+    parts = field.split(".")
+    section = parts[1] if len(parts) > 1 and parts[0] == "spec" else field
+    # overlays/<env>/<venue>, in this checkout or a scratch copy of it
+    env, venue = directory.parent.name, directory.name
+    root = directory.resolve().parents[2]
+    component = str(Path(component).relative_to(root)) if Path(component).is_relative_to(root) else component
+    wanted = PROFILE_SECTIONS.get(section, f"the facts behind the profile's spec.{section}").format(env=env)
+    return (f"overlays/{env}/{venue}: {component} needs {field} of the venue's generated ConnectivityProfile, "
+            f"but venues/{venue}/runbook.yaml gives no {wanted} in {env}; expected the run book to state it "
+            f"(then `make generate VENUE={venue}`), or the overlay not to compose {component}")
+
+
 def build_dir(directory: Path) -> str:
     result = subprocess.run([tool("kustomize"), "build", str(directory)], capture_output=True, text=True, env=tool_env("kustomize"))
     if result.returncode != 0:
-        raise VcplError(f"kustomize build {paths.relative(directory)} failed:\n{result.stderr.strip()}")
+        explained = explain(directory, result.stderr)
+        detail = f"{explained}\n(kustomize: {result.stderr.strip()})" if explained else result.stderr.strip()
+        raise VcplError(f"kustomize build {paths.relative(directory)} failed:\n{detail}")
     return result.stdout
 
 

@@ -97,7 +97,8 @@ def _dev_group(venue: str, index: int, line: str) -> str:
 def _service_envs(venue: str, arch: Archetype, kind: str, name: str) -> dict[str, Any]:
     envs: dict[str, Any] = {}
     for env in paths.ENVIRONMENTS:
-        internet = arch.paths.get(env) == "internet"
+        # A FIX service that needs TLS somewhere speaks it to the simulator too (SocketUseSSL=Y everywhere).
+        internet = arch.paths.get(env) == "internet" or (env == "dev" and "internet" in arch.paths.values())
         transport = {"fix": "tls" if internet else "tcp", "binary": "tcp", "websocket": "wss", "multicast": "tcp"}[kind]
         spec: dict[str, Any] = {}
         if env == "dev":

@@ -105,10 +105,6 @@ class Overlay:
         """(index, service) of services that log on with a SenderCompID in this environment."""
         return [(i, s) for i, s in enumerate(self.services()) if (self.service_env(s).get("session") or {}).get("senderCompID")]
 
-    @property
-    def network_path(self) -> str:
-        return self.runbook["environments"][self.env]["network"]["path"]
-
 
 @dataclass(frozen=True)
 class Catalogue:

@@ -68,6 +68,7 @@ class Operator:
     plan: Callable[[Catalogue], list[Plan]] = field(repr=False)
     edit: Callable[[Tree, Catalogue, Plan], None] = field(repr=False)
     variant: bool = False
+    per_env: bool = True  # False: the harm is the same in every environment, judged on prod
 
 
 OPERATORS: list[Operator] = []
@@ -79,19 +80,31 @@ def _register(op: Operator) -> None:
     OPERATORS.append(op)
 
 
-def per_overlay(op_id: str, site: str, harm: str, when: Callable[[Overlay], bool] = lambda o: True, variant: bool = False):
+def _cert_differs(o: Overlay) -> bool:
+    envs = o.runbook["environments"]
+    return [n["path"] for n in envs["cert"]["networks"]] != [n["path"] for n in envs["prod"]["networks"]]
+
+
+def per_overlay(op_id: str, site: str, harm: str, when: Callable[[Overlay], bool] = lambda o: True, variant: bool = False,
+                per_env: bool = True):
     """An edit of one overlay (its folder, or its generated profile), judged on that overlay.
 
-    A `variant` is a second shape of a harm another operator already applies everywhere; it runs
-    on the prod overlays only, which keeps the suite inside its time budget."""
+    A `variant` is a second shape of a harm another operator already applies everywhere, and a
+    harm that is the same in every environment (`per_env=False`: the workload's own security
+    context, exposure, RBAC, a literal credential) is judged once per venue: both run on the prod
+    overlays only. Other operators run on dev and prod, and on cert where it differs from prod in
+    what the gate reasons about (its network paths): otherwise cert is prod with other values, and
+    judging it again costs time without covering anything new."""
     def applies(o: Overlay) -> bool:
-        return when(o) and (not variant or o.env == "prod")
+        if variant or not per_env:
+            return when(o) and o.env == "prod"
+        return when(o) and (o.env != "cert" or _cert_differs(o))
 
     def decorate(edit: Callable[[Tree, Overlay], None]) -> Callable[[Tree, Overlay], None]:
         def plan(cat: Catalogue) -> list[Plan]:
             return [Plan(op_id, o.label, (o.key,), params=o.key) for o in cat.overlays if applies(o)]
 
-        _register(Operator(op_id, site, harm, plan, lambda tree, cat, p: edit(tree, cat.get(*p.params)), variant))
+        _register(Operator(op_id, site, harm, plan, lambda tree, cat, p: edit(tree, cat.get(*p.params)), variant, per_env))
         return edit
     return decorate
 
@@ -293,19 +306,19 @@ def _mnp_open(tree: Tree, ov: Overlay) -> None:
 
 
 @per_overlay("wl-read-only-root-false", "overlay",
-             "the gateway's root filesystem becomes writable: an intruder can replace binaries and libraries in place")
+             "the gateway's root filesystem becomes writable: an intruder can replace binaries and libraries in place", per_env=False)
 def _wl_rw_root(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, gateway_patch(container={"securityContext": {"readOnlyRootFilesystem": False}}))
 
 
 @per_overlay("wl-automount-token", "overlay",
-             "the gateway pod mounts a Kubernetes API token it has no use for: a compromised engine can talk to the API server")
+             "the gateway pod mounts a Kubernetes API token it has no use for: a compromised engine can talk to the API server", per_env=False)
 def _wl_automount(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, gateway_patch({"automountServiceAccountToken": True}))
 
 
 @per_overlay("wl-projected-token", "overlay",
-             "a projected service-account token volume hands the gateway an API token although automount is off")
+             "a projected service-account token volume hands the gateway an API token although automount is off", per_env=False)
 def _wl_projected(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, gateway_patch(
         {"volumes": [{"name": "api-token", "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}]}}]},
@@ -315,31 +328,31 @@ def _wl_projected(tree: Tree, ov: Overlay) -> None:
 
 @per_overlay("wl-share-process-namespace", "overlay",
              "the sidecars (stunnel, strongSwan) see the gateway's processes and their /proc environment and memory, and can signal them",
-             when=lambda o: o.has("tls-sidecar") or o.has("vpn"))
+             when=lambda o: o.has("tls-sidecar") or o.has("vpn"), per_env=False)
 def _wl_share_pid(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, gateway_patch({"shareProcessNamespace": True}))
 
 
 @per_overlay("wl-requests-below-limits", "overlay",
-             "requests below limits drop the gateway out of Guaranteed QoS: throttled, evicted first and never on pinned cores")
+             "requests below limits drop the gateway out of Guaranteed QoS: throttled, evicted first and never on pinned cores", per_env=False)
 def _wl_requests(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, gateway_patch(container={"resources": {"requests": {"cpu": "500m", "memory": "256Mi"}}}))
 
 
 @per_overlay("wl-privileged", "overlay",
-             "a privileged gateway container has every capability and every host device: escaping to the node is trivial")
+             "a privileged gateway container has every capability and every host device: escaping to the node is trivial", per_env=False)
 def _wl_privileged(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, gateway_patch(container={"securityContext": {"privileged": True, "allowPrivilegeEscalation": True}}))
 
 
 @per_overlay("wl-run-as-root", "overlay",
-             "the gateway engine runs as uid 0: a compromise owns every file the container can see")
+             "the gateway engine runs as uid 0: a compromise owns every file the container can see", per_env=False)
 def _wl_root(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, gateway_patch(container={"securityContext": {"runAsUser": 0, "runAsNonRoot": False}}))
 
 
 @per_overlay("wl-host-network", "overlay",
-             "on the host network the gateway bypasses every NetworkPolicy and can bind or sniff the node's interfaces")
+             "on the host network the gateway bypasses every NetworkPolicy and can bind or sniff the node's interfaces", per_env=False)
 def _wl_host_network(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, gateway_patch({"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"}))
 
@@ -510,7 +523,7 @@ def _img_latest(tree: Tree, ov: Overlay) -> None:
 
 
 @per_overlay("exp-nodeport-service", "overlay",
-             "a NodePort Service opens the gateway's order-entry API on every node's address")
+             "a NodePort Service opens the gateway's order-entry API on every node's address", per_env=False)
 def _exp_nodeport(tree: Tree, ov: Overlay) -> None:
     add_resource(tree, ov, "service.venue-gateway-debug.yaml", {
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "venue-gateway-debug"},
@@ -525,13 +538,13 @@ def _exp_lb(tree: Tree, ov: Overlay) -> None:
 
 
 @per_overlay("exp-external-ips", "overlay",
-             "externalIPs make every node accept traffic for that address and forward it to the gateway")
+             "externalIPs make every node accept traffic for that address and forward it to the gateway", per_env=False)
 def _exp_external_ips(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "venue-gateway"}, "spec": {"externalIPs": ["198.51.100.20"]}})
 
 
 @per_overlay("exp-host-port", "overlay",
-             "a hostPort publishes the order-entry API on the node's own address, outside every NetworkPolicy")
+             "a hostPort publishes the order-entry API on the node's own address, outside every NetworkPolicy", per_env=False)
 def _exp_host_port(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, gateway_patch(container={"ports": [{"containerPort": 7000, "hostPort": 7000, "protocol": "TCP", "name": "api"}]}))
 
@@ -547,7 +560,7 @@ def _crb(name: str, role: str, sa: str, ns: str) -> dict[str, Any]:
 
 
 @per_overlay("rbac-clusterrole-secrets-to-gateway", "overlay",
-             "the gateway's ServiceAccount may read every Secret of the cluster: one compromise leaks every venue's credentials")
+             "the gateway's ServiceAccount may read every Secret of the cluster: one compromise leaks every venue's credentials", per_env=False)
 def _rbac_secrets(tree: Tree, ov: Overlay) -> None:
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": f"{ov.venue}-{ov.env}-secret-reader"},
             "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}]}
@@ -566,7 +579,7 @@ def _rbac_edit(tree: Tree, ov: Overlay) -> None:
 
 @per_overlay("rbac-scheduler-wildcard", "overlay",
              "`*` on every resource for the scheduler's token: the CronJob can do anything in the namespace",
-             when=_scheduled)
+             when=_scheduled, per_env=False)
 def _rbac_wildcard(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, json_patch({"op": "add", "path": "/rules/-", "value": {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}}),
               target={"kind": "Role", "name": "venue-session-scheduler"})
@@ -574,7 +587,7 @@ def _rbac_wildcard(tree: Tree, ov: Overlay) -> None:
 
 @per_overlay("rbac-scheduler-pods-exec", "overlay",
              "pods/exec for the scheduler's token: the CronJob can run commands inside the gateway and read its credentials",
-             when=_scheduled)
+             when=_scheduled, per_env=False)
 def _rbac_exec(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, json_patch({"op": "add", "path": "/rules/-", "value": {
         "apiGroups": [""], "resources": ["pods", "pods/exec"], "verbs": ["get", "list", "create"]}}),
@@ -583,7 +596,7 @@ def _rbac_exec(tree: Tree, ov: Overlay) -> None:
 
 @per_overlay("rbac-scheduler-cluster-admin", "overlay",
              "the scheduler's token is bound to cluster-admin: a compromised CronJob owns the cluster",
-             when=_scheduled)
+             when=_scheduled, per_env=False)
 def _rbac_cluster_admin(tree: Tree, ov: Overlay) -> None:
     add_resource(tree, ov, "clusterrolebinding.scheduler-admin.yaml",
                  _crb(f"{ov.venue}-{ov.env}-scheduler-admin", "cluster-admin", "venue-session-scheduler", ov.namespace))
@@ -609,7 +622,7 @@ _PEM = "\n".join([f"-----BEGIN {_ARMOUR}-----",
 
 
 @per_overlay("cred-bearer-token-in-env", "overlay",
-             "a live bearer token sits in git and in the pod spec, under an env var whose name says nothing about it")
+             "a live bearer token sits in git and in the pod spec, under an env var whose name says nothing about it", per_env=False)
 def _cred_bearer(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, gateway_patch(container={"env": [{"name": "UPSTREAM_HINT", "value": f"Bearer {_JWT}"}]}))
 
@@ -624,7 +637,7 @@ def _cred_annotation(tree: Tree, ov: Overlay) -> None:
 
 
 @per_overlay("cred-password-in-configmap", "overlay",
-             "the FIX password sits in git and in a ConfigMap every reader of the namespace can see")
+             "the FIX password sits in git and in a ConfigMap every reader of the namespace can see", per_env=False)
 def _cred_cm_password(tree: Tree, ov: Overlay) -> None:
     add_resource(tree, ov, "configmap.gateway-overrides.yaml", {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "gateway-overrides"},
@@ -817,6 +830,46 @@ def _gen_egress(tree: Tree, ov: Overlay) -> None:
                     peer.pop("podSelector", None)
                     return
         raise AssertionError("no egress rule to widen")
+    edit_profile(tree, ov, change)
+
+
+def _retransmitted(o: Overlay) -> bool:
+    channels = (o.profile.get("multicast") or {}).get("channels")
+    return bool(channels) and any("a" in r for r in json.loads(channels).get("recovery", []))
+
+
+@per_overlay("gen-retransmission-lines-dropped", "generated",
+             "retransmissions are requested over TCP but the engine never joins the multicast groups they arrive on: every gap request is answered into the void",
+             when=_retransmitted)
+def _gen_retransmission_lines(tree: Tree, ov: Overlay) -> None:
+    def change(spec: dict[str, Any]) -> None:
+        document = json.loads(spec["multicast"]["channels"])
+        for item in document["recovery"]:
+            for key in ("id", "a", "b"):
+                item.pop(key, None)
+        spec["multicast"]["channels"] = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    edit_profile(tree, ov, change)
+
+
+@per_overlay("gen-reconnect-without-end", "generated",
+             "the gateway keeps reconnecting where the run book says stop and call the venue: failed logons pile up until the venue closes the port",
+             when=lambda o: (o.runbook["failover"].get("reconnect") or {}).get("then") == "call-venue")
+def _gen_reconnect_forever(tree: Tree, ov: Overlay) -> None:
+    edit_profile(tree, ov, lambda spec: _edit_gateway_json(spec, lambda c: c["failover"]["reconnect"].update(then="repeat")))
+
+
+def _assigns(o: Overlay) -> bool:
+    return any("assigns" in ep for s in o.services() for ep in (o.service_env(s).get("endpoints") or {}).values())
+
+
+@per_overlay("gen-assigned-gateways-unreachable", "generated",
+             "egress allows the connection gateway but not the application gateways it assigns: logon succeeds at the lookup and fails at the trading gateway",
+             when=_assigns)
+def _gen_assigned_unreachable(tree: Tree, ov: Overlay) -> None:
+    def change(spec: dict[str, Any]) -> None:
+        before = len(spec["egress"]["rules"])
+        spec["egress"]["rules"] = [r for r in spec["egress"]["rules"] if not any("endPort" in p for p in r.get("ports", []))]
+        assert len(spec["egress"]["rules"]) < before, "no assigned range in the egress rules"
     edit_profile(tree, ov, change)
 
 

@@ -39,9 +39,12 @@ def render(report: Report) -> str:
         "",
         "Each operator is a dangerous change made the way a careless engineer makes it (a patch or an extra",
         "object in an overlay, an edited component, composition, run book or platform file followed by",
-        "`vcpl generate`, or a generated profile edited by hand), applied to every shipped overlay where its",
-        "harm is real; *variants* (a second shape of a harm applied everywhere by another operator) run on",
-        "the prod overlays only. Outcomes: **caught**, a gate finding names the mutated overlay's venue,",
+        "`vcpl generate`, or a generated profile edited by hand), applied to the dev and prod overlay of every",
+        "venue where its harm is real, and to cert where its network paths differ from prod's (otherwise cert",
+        "is prod with other values). *Variants* (a second shape of a harm applied everywhere by another",
+        "operator) and harms that are the same in every environment, marked *(prod)* (the workload's own",
+        "security context, exposure, RBAC, a literal credential), run on the prod overlays only.",
+        "Outcomes: **caught**, a gate finding names the mutated overlay's venue,",
         "environment, object and field; **tooling**, kustomize or `vcpl generate` refuses the change and names",
         "the file; **unspecific**, findings that do not say where; **missed**, nothing. The last column lists",
         "the overlays (or edited file) of every mutant not caught, missed unless marked otherwise.",
@@ -64,7 +67,7 @@ def render(report: Report) -> str:
             not_caught = ["every one"]
         else:
             not_caught = [_where(o) + ("" if o.verdict == "missed" else f" ({o.verdict})") for o in failed]
-        name = f"`{op.id}`" + (" *(variant)*" if op.variant else "")
+        name = f"`{op.id}`" + (" *(variant)*" if op.variant else "") + (" *(prod)*" if not op.per_env and not op.variant else "")
         lines.append(
             f"| {op.site} | {name} | {_cell(op.harm)} | {len(outcomes)} | {count['caught']} | {count['tooling']} | "
             f"{count['unspecific']} | {count['missed'] + count['error']} | {_cell(', '.join(not_caught))} |"
