@@ -63,14 +63,11 @@ def test_egress_allows_exactly_the_run_book_destinations(rendered_overlays, runb
         assert {(p["port"], p["protocol"]) for p in sims[0]["ports"]} == expected_ports
         assert not pairs
         return
-    # The union over the environment's paths: IKE to each VPN peer; over a direct path, every
-    # endpoint and every application gateway a connection gateway may assign.
+    # Over every path but in-cluster the pod sends to the venue's own addresses (an IPsec tunnel
+    # ends on the VPN-gateway nodes, never in the pod): every endpoint, and every application
+    # gateway a connection gateway may assign.
     expected = set()
-    for network in networks:
-        if network["path"] == "ipsec-vpn":
-            peer = network["vpn"]["peer"]
-            expected |= {(f"{peer}/32", 500, "UDP"), (f"{peer}/32", 4500, "UDP")}
-    if any(n["path"] in ("cross-connect", "extranet", "internet") for n in networks):
+    if any(n["path"] in ("cross-connect", "extranet", "internet", "ipsec-vpn") for n in networks):
         for ep in _all_endpoints(rb, env):
             cidrs = ep.get("cidrs") or [f"{ep['host']}/32"]
             expected |= {(c, ep["port"], proto.get(ep["transport"], "TCP")) for c in cidrs}
@@ -213,7 +210,8 @@ def test_overlay_composition_matches_the_network_path(env: str, venue: str, runb
     kustomization = yaml.safe_load((paths.overlay_dir(env, venue) / "kustomization.yaml").read_text())
     components = [c.rstrip("/").split("components/")[-1] for c in kustomization.get("components", [])]
     assert ("vpn" in components) == any(n["path"] == "ipsec-vpn" for n in networks), "vpn component iff a path is ipsec-vpn"
-    assert ("ip-allowlist/cilium-egress-gateway" in components) == any("allowlistedSourceIP" in n for n in networks), (
+    # On an ipsec-vpn path the allow-listed address is the tunnel's inner source (the vpn component).
+    assert ("ip-allowlist/cilium-egress-gateway" in components) == any("allowlistedSourceIP" in n and n["path"] != "ipsec-vpn" for n in networks), (
         "egress gateway iff the run book registers a source IP"
     )
 

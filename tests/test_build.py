@@ -21,7 +21,8 @@ def test_overlay_renders(rendered_overlays, env: str, venue: str) -> None:
     kinds = {d["kind"] for d in docs}
     assert {"StatefulSet", "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount"} <= kinds
     assert not any(d["kind"] == "ConnectivityProfile" for d in docs), "the local-config profile leaked into the output"
-    namespaced = [d for d in docs if d["kind"] != "CiliumEgressGatewayPolicy"]
+    namespaced = [d for d in docs if d["kind"] not in ("CiliumEgressGatewayPolicy", "Namespace")]
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"] == [f"venue-{venue}-{env}"]
     assert {d["metadata"].get("namespace") for d in namespaced} == {f"venue-{venue}-{env}"}
 
 

@@ -29,7 +29,7 @@ def _components(archetype: str) -> tuple[list[str], dict[str, list[str]]]:
     arch = scaffold.ARCHETYPES[archetype]
     per_env = {}
     for env, path in arch.paths.items():
-        extra = (["vpn"] if path == "ipsec-vpn" else []) + (["ip-allowlist/cilium-egress-gateway"] if env in arch.allowlisted else [])
+        extra = ["vpn"] if path == "ipsec-vpn" else (["ip-allowlist/cilium-egress-gateway"] if env in arch.allowlisted else [])
         per_env[env] = extra
     return shared, per_env
 

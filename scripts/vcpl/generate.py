@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from vcpl import paths, profile, runbook, yamlio
+from vcpl import paths, profile, runbook, swanctl, yamlio
 from vcpl.errors import VcplError
 
 PROFILE_FILE = "connectivityprofile.venue.yaml"
@@ -61,14 +61,65 @@ def _folders(venues: list[str] | None) -> list[Path]:
     return folders
 
 
+VPN_GATEWAY = paths.ROOT / "platform" / "vpn-gateway"
+
+
+def vpn_gateway_outputs(books: dict[str, runbook.Runbook], platform: dict[str, Any]) -> dict[Path, str]:
+    """platform/vpn-gateway/generated/<env>/: the tunnels of every venue with an ipsec-vpn path in
+    that environment, held on the VPN-gateway nodes; nothing for an environment without one."""
+    files: dict[Path, str] = {}
+    header = HEADER.format(source="the run books' ipsec-vpn paths")
+    for env in paths.ENVIRONMENTS:
+        tunnels = swanctl.connections(books, env)
+        if not tunnels:
+            continue
+        platform_env = platform["environments"][env]
+        target = VPN_GATEWAY / "generated" / env
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "namespace": platform_env["vpnGateway"]["namespace"],
+            "resources": ["../../base", "configmap.vpn-swanctl.yaml", "externalsecret.vpn-psk.yaml"],
+        }
+        configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "vpn-swanctl"},
+                     "data": {"swanctl.conf": swanctl.config(books, env, platform_env)}}
+        secret = {
+            "apiVersion": "external-secrets.io/v1",
+            "kind": "ExternalSecret",
+            "metadata": {"name": "vpn-psk"},
+            "spec": {
+                "refreshInterval": "1h",
+                "secretStoreRef": dict(platform_env["secretStore"]),
+                "target": {
+                    "name": "vpn-psk", "creationPolicy": "Owner", "deletionPolicy": "Retain",
+                    # The operator writes each key into a swanctl secrets file; git holds the template.
+                    "template": {"engineVersion": "v2",
+                                 "data": {f"{venue}.conf": swanctl.psk_file(venue, network) for venue, network in tunnels}},
+                },
+                "data": [{"secretKey": venue.replace("-", "_"), "remoteRef": {"key": f"vcpl/{venue}/{env}/ipsec", "property": "psk"}}
+                         for venue, _ in tunnels],
+            },
+        }
+        files[target / "kustomization.yaml"] = header + yamlio.dump(kustomization)
+        files[target / "configmap.vpn-swanctl.yaml"] = header + yamlio.dump(configmap)
+        files[target / "externalsecret.vpn-psk.yaml"] = header + yamlio.dump(secret)
+    return files
+
+
 def planned(venues: list[str] | None = None) -> dict[Path, str]:
-    """Every generated file, keyed by path; raises before anything is written if a run book is bad."""
+    """Every generated file, keyed by path; raises before anything is written if a run book is bad.
+    The VPN gateway spans every venue, so it is regenerated only when all venues are."""
     platform = load_platform()
     files: dict[Path, str] = {}
+    books: dict[str, runbook.Runbook] = {}
     for folder in _folders(venues):
         rb = runbook.load(folder / "runbook.yaml")
         source = paths.relative(folder / "runbook.yaml")
         files.update(outputs_for(rb, platform, folder / "generated", source))
+        if folder.parent == paths.VENUES:
+            books[folder.name] = rb
+    if not venues:
+        files.update(vpn_gateway_outputs(books, platform))
     return files
 
 
@@ -116,7 +167,10 @@ def check_or_write(files: dict[Path, str], check: bool, what: str, command: str,
 
 
 def generated_on_disk(venues: list[str] | None = None) -> list[Path]:
-    return [p for folder in _folders(venues) for p in (folder / "generated").rglob("*") if p.is_file()]
+    found = [p for folder in _folders(venues) for p in (folder / "generated").rglob("*") if p.is_file()]
+    if not venues:
+        found += [p for p in (VPN_GATEWAY / "generated").rglob("*") if p.is_file()]
+    return found
 
 
 def stale(files: dict[Path, str]) -> list[str]:

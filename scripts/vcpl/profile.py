@@ -12,7 +12,7 @@ import ipaddress
 import json
 from typing import Any
 
-from vcpl import alerts, protocols, quickfix, runbook, schedule, swanctl
+from vcpl import alerts, protocols, quickfix, runbook, schedule
 from vcpl.endpoints import (
     STUNNEL_FIRST_LOCAL_PORT,
     endpoint_roles,
@@ -34,9 +34,9 @@ DNS_RULE: dict[str, Any] = {
     ],
     "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
 }
-IKE_PORTS = (500, 4500)
-# Paths over which the gateway reaches the venue's own addresses (not a tunnel, not a simulator).
-DIRECT_PATHS = ("cross-connect", "extranet", "internet")
+# Paths over which the gateway pod sends to the venue's own addresses. Over ipsec-vpn too: the tunnel
+# ends on the VPN-gateway nodes (platform/vpn-gateway), which the vpn component steers it to.
+VENUE_ADDRESS_PATHS = ("cross-connect", "extranet", "internet", "ipsec-vpn")
 
 
 def _protocol(transport: str) -> str:
@@ -69,16 +69,7 @@ def egress_rules(rb: Runbook, env: str) -> list[dict[str, Any]]:
                     "ports": [{"port": port, "protocol": proto} for port, proto in ports],
                 }
             )
-        elif network["path"] == "ipsec-vpn":
-            # Venue traffic leaves inside the tunnel; only IKE and NAT-T (ESP in UDP 4500) reach
-            # the pod network, and a tunnel that is down must not leak plaintext to the venue.
-            rules.append(
-                {
-                    "to": [{"ipBlock": {"cidr": f"{network['vpn']['peer']}/32"}}],
-                    "ports": [{"port": port, "protocol": "UDP"} for port in IKE_PORTS],
-                }
-            )
-    if any(network["path"] in DIRECT_PATHS for network in rb["environments"][env]["networks"]):
+    if any(network["path"] in VENUE_ADDRESS_PATHS for network in rb["environments"][env]["networks"]):
         grouped: dict[tuple[str, ...], set[tuple[int, int | None, str]]] = {}
         for ep in reachable_endpoints(rb, env):
             grouped.setdefault(tuple(_cidrs(ep)), set()).add((ep["port"], None, _protocol(ep["transport"])))
@@ -364,10 +355,13 @@ def build(rb: Runbook, platform: dict[str, Any], env: str) -> dict[str, Any]:
     if clock:
         spec["clockSync"] = {"maxDivergence": f"{rb['clockSync']['maxDivergenceMicros']}us", "ruleGroups": clock}
     if vpn:
+        gateway = platform_env["vpnGateway"]
         spec["vpn"] = {
-            "swanctlConfig": swanctl.config(rb, env),
-            "pskRemoteKey": f"vcpl/{venue_id}/{env}/ipsec",
-            "secretStoreRef": dict(platform_env["secretStore"]),
+            "policyName": f"{venue_id}-{env}-venue-vpn",
+            # The tunnel's inner source: the address the venue registered, else the platform's.
+            "egressIP": vpn.get("allowlistedSourceIP", gateway["tunnelSourceIP"]),
+            "destinationCIDRs": list(vpn["vpn"]["remoteCIDRs"]),
+            "nodeSelector": dict(gateway["nodeSelector"]),
         }
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
     spec["configHash"] = f"sha256-{digest[:32]}"

@@ -48,7 +48,7 @@ def overlays() -> list[tuple[str, str]]:
 # What in a run book makes `vcpl generate` write each section of the ConnectivityProfile that
 # components copy from with replacements ({env}: the overlay's environment).
 PROFILE_SECTIONS = {
-    "egressGateway": "environments.{env}.networks[].allowlistedSourceIP (the source IP the venue allow-lists)",
+    "egressGateway": "environments.{env}.networks[].allowlistedSourceIP on a path other than ipsec-vpn (the source IP the venue allow-lists; on a VPN path it is the tunnel's source, which components/vpn uses)",
     "vpn": "an environments.{env}.networks[] entry with path ipsec-vpn and its vpn block",
     "multicast": "services[].environments.{env}.channels (multicast A/B lines)",
     "fix": "a service whose session layer the FIX engine drives (engine quickfix in venues/protocols.yaml)",

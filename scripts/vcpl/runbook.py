@@ -405,7 +405,9 @@ def vpn_network(rb: Runbook, env: str) -> dict[str, Any] | None:
 
 
 def allowlisted_network(rb: Runbook, env: str) -> dict[str, Any] | None:
-    return next((n for n in rb["environments"][env]["networks"] if "allowlistedSourceIP" in n), None)
+    """The direct path whose source address the venue allow-lists (an egress-gateway node holds it).
+    On an ipsec-vpn path the allow-listed address is the tunnel's inner source instead."""
+    return next((n for n in rb["environments"][env]["networks"] if "allowlistedSourceIP" in n and n["path"] != "ipsec-vpn"), None)
 
 
 def _reconnect_problems(rb: Runbook) -> list[str]:

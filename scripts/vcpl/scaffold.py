@@ -179,7 +179,8 @@ def _environments(arch: Archetype) -> dict[str, Any]:
     for env, path in arch.paths.items():
         network: dict[str, Any] = {"path": path}
         if env in arch.allowlisted:
-            network["allowlistedSourceIP"] = fill("ip", "our source IP registered with the venue (egress gateway address)")
+            held_by = "the tunnel source on the VPN-gateway nodes" if path == "ipsec-vpn" else "egress gateway address"
+            network["allowlistedSourceIP"] = fill("ip", f"our source IP registered with the venue ({held_by})")
             network["allowlistSource"] = "ONBOARDING"
         if path == "ipsec-vpn":
             network["vpn"] = {"type": "ipsec", "peer": fill("ip", "the VPN peer of the venue"), "remoteCIDRs": [fill("cidr", "venue subnet behind the tunnel")],
@@ -240,7 +241,8 @@ def files_for(venue: str, archetype: str) -> dict[Path, str]:
         extra = []
         if arch.paths.get(env) == "ipsec-vpn":
             extra.append("  - ../../../components/vpn\n")
-        if env in arch.allowlisted:
+        # On a VPN path the allow-listed address is the tunnel's source (components/vpn).
+        if env in arch.allowlisted and arch.paths.get(env) != "ipsec-vpn":
             extra.append("  - ../../../components/ip-allowlist/cilium-egress-gateway\n")
         image = f"  - name: venue-gateway\n    newName: registry.vcpl.dev/connectivity/{venue}-gateway\n    newTag: \"{fill('tag', 'gateway image tag')}\"\n"
         if env != "dev":

@@ -326,9 +326,41 @@ def _wl_projected(tree: Tree, ov: Overlay) -> None:
         filename="statefulset.token.yaml")
 
 
+def namespace_patch(ov: Overlay, labels: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "venue", "labels": labels}}
+
+
+@per_overlay("ns-enforce-privileged", "overlay",
+             "the venue namespace is relabelled privileged: the API server admits root, added capabilities and host namespaces there",
+             per_env=False)
+def _ns_privileged(tree: Tree, ov: Overlay) -> None:
+    add_patch(tree, ov, namespace_patch(ov, {"pod-security.kubernetes.io/enforce": "privileged"}))
+
+
+@per_overlay("ns-level-label-removed", "overlay",
+             "the Pod Security level label is dropped from the venue namespace: the cluster's default (often privileged) applies",
+             per_env=False, variant=True)
+def _ns_unlabelled(tree: Tree, ov: Overlay) -> None:
+    add_patch(tree, ov, [{"op": "remove", "path": "/metadata/labels/pod-security.kubernetes.io~1enforce"}], target={"kind": "Namespace"})
+
+
+@per_overlay("wl-vpn-sidecar-in-gateway", "overlay",
+             "an engineer puts strongSwan back into the gateway pod (root, NET_ADMIN) to reach a venue over IPsec: the venue namespace can no longer be restricted",
+             when=lambda o: o.has("vpn"))
+def _wl_vpn_sidecar(tree: Tree, ov: Overlay) -> None:
+    sidecar = {
+        "name": "strongswan", "image": "registry.vcpl.dev/connectivity/strongswan:6.0.1@sha256:" + "b" * 64, "restartPolicy": "Always",
+        "resources": {"requests": {"cpu": "200m", "memory": "128Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
+        "securityContext": {"runAsNonRoot": False, "runAsUser": 0, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_BIND_SERVICE"]}},
+    }
+    add_patch(tree, ov, gateway_patch({"initContainers": [sidecar]}, template_meta={"annotations": {
+        "vcpl.dev/capabilities-justification": "strongSwan installs IPsec SAs and XFRM policies and binds IKE on UDP 500"}}))
+
+
 @per_overlay("wl-share-process-namespace", "overlay",
-             "the sidecars (stunnel, strongSwan) see the gateway's processes and their /proc environment and memory, and can signal them",
-             when=lambda o: o.has("tls-sidecar") or o.has("vpn"), per_env=False)
+             "the stunnel sidecar sees the gateway's processes and their /proc environment and memory, and can signal them",
+             when=lambda o: o.has("tls-sidecar"), per_env=False)
 def _wl_share_pid(tree: Tree, ov: Overlay) -> None:
     add_patch(tree, ov, gateway_patch({"shareProcessNamespace": True}))
 

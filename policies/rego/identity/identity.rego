@@ -327,22 +327,9 @@ deny contains result if {
 # identity-restricted-containers
 # ---------------------------------------------------------------------------
 
-justification_annotation := "vcpl.dev/capabilities-justification"
-
-# The strongSwan VPN sidecar (components/vpn) installs IPsec SAs and routes and
-# binds IKE's ports 500/4500, which takes uid 0 with these two capabilities.
-vpn_image_marker := "/strongswan:"
-
-vpn_tolerated_capabilities := {"NET_ADMIN", "NET_BIND_SERVICE"}
-
 allowed_seccomp := {"RuntimeDefault", "Localhost"}
 
 guaranteed_resources := ["cpu", "memory"]
-
-is_vpn_sidecar(pod, container) if {
-	object.get(pod, ["annotations", justification_annotation], "") != ""
-	contains(container.image, vpn_image_marker)
-}
 
 # "CAP_NET_ADMIN" and "net_admin" name the same capability.
 capability_name(cap) := upper(trim_prefix(upper(cap), "CAP_"))
@@ -350,10 +337,6 @@ capability_name(cap) := upper(trim_prefix(upper(cap), "CAP_"))
 added_capabilities(container) := {capability_name(cap) | some cap in object.get(container, ["security", "capabilitiesAdd"], [])}
 
 dropped_capabilities(container) := {capability_name(cap) | some cap in object.get(container, ["security", "capabilitiesDrop"], [])}
-
-untolerated_capabilities(pod, container) := added_capabilities(container) - vpn_tolerated_capabilities if {
-	is_vpn_sidecar(pod, container)
-} else := added_capabilities(container)
 
 sec(container, name) := object.get(container, ["security", name], null)
 
@@ -389,9 +372,9 @@ container_problems contains [pod.id, container.name, container.type, concat("", 
 container_problems contains [pod.id, container.name, container.type, concat("", [container.field, ".securityContext.capabilities.add"]), problem] if {
 	some pod in input.pods
 	some container in pod.containers
-	extra := untolerated_capabilities(pod, container)
+	extra := added_capabilities(container)
 	count(extra) > 0
-	problem := sprintf("capabilities %v are added; none is allowed (only the strongSwan sidecar of a pod with %s may add %v)", [sort(extra), justification_annotation, sort(vpn_tolerated_capabilities)])
+	problem := sprintf("capabilities %v are added; none is allowed in a venue namespace (IPsec tunnels end on the VPN-gateway nodes, platform/vpn-gateway)", [sort(extra)])
 }
 
 container_problems contains [pod.id, container.name, container.type, concat("", [container.field, ".securityContext.seccompProfile.type"]), problem] if {
@@ -404,7 +387,6 @@ container_problems contains [pod.id, container.name, container.type, concat("", 
 container_problems contains [pod.id, container.name, container.type, concat("", [container.field, ".securityContext.runAsNonRoot"]), problem] if {
 	some pod in input.pods
 	some container in pod.containers
-	not is_vpn_sidecar(pod, container)
 	sec(container, "runAsNonRoot") != true
 	problem := "runAsNonRoot is not true (effective, after pod defaults): the image may run as root"
 }
@@ -412,7 +394,6 @@ container_problems contains [pod.id, container.name, container.type, concat("", 
 container_problems contains [pod.id, container.name, container.type, concat("", [container.field, ".securityContext.runAsUser"]), problem] if {
 	some pod in input.pods
 	some container in pod.containers
-	not is_vpn_sidecar(pod, container)
 	sec(container, "runAsUser") == 0
 	problem := "runAsUser is 0: the container runs as root"
 }
@@ -448,4 +429,55 @@ deny contains result if {
 		sprintf("container %s (%s) of %s: %s", [name, container_type, pod_id, problem]),
 		"restore the restricted context: readOnlyRootFilesystem true, allowPrivilegeEscalation false, privileged false, drop ALL, seccomp RuntimeDefault, runAsNonRoot true, requests equal to limits",
 	)
+}
+
+# ---------------------------------------------------------------------------
+# identity-namespace-restricted
+# ---------------------------------------------------------------------------
+
+# The label that makes the API server enforce a Pod Security level in a namespace.
+pss_enforce := "pod-security.kubernetes.io/enforce"
+
+rendered_namespaces := [obj | some obj in input.objects; obj.kind == "Namespace"]
+
+namespace_fix := "keep base/namespace.venue.yaml in the overlay (resources: ../../../base) with pod-security.kubernetes.io/enforce: restricted"
+
+# rule: identity-namespace-restricted
+deny contains result if {
+	lib.is_overlay
+	not some_namespace_named(input.overlay.namespace)
+	result := lib.finding(
+		"identity-namespace-restricted", sprintf("Namespace/%s", [input.overlay.namespace]), "metadata.labels",
+		sprintf("the overlay renders no Namespace %s: nothing sets its Pod Security level, so restricted is a claim the cluster never enforces", [input.overlay.namespace]),
+		namespace_fix,
+	)
+}
+
+deny contains result if {
+	lib.is_overlay
+	some ns in rendered_namespaces
+	level := object.get(ns, ["metadata", "labels", pss_enforce], null)
+	level != "restricted"
+	result := lib.finding(
+		"identity-namespace-restricted", sprintf("Namespace/%s", [object.get(ns, ["metadata", "name"], "")]), sprintf("metadata.labels[%s]", [pss_enforce]),
+		sprintf("Pod Security enforce level is %v: the API server admits pods that are not restricted (root, added capabilities, host namespaces); expected restricted", [level]),
+		namespace_fix,
+	)
+}
+
+deny contains result if {
+	lib.is_overlay
+	some ns in rendered_namespaces
+	name := object.get(ns, ["metadata", "name"], "")
+	name != input.overlay.namespace
+	result := lib.finding(
+		"identity-namespace-restricted", sprintf("Namespace/%s", [name]), "metadata.name",
+		sprintf("the overlay creates namespace %s besides its own %s: a venue overlay owns exactly one namespace", [name, input.overlay.namespace]),
+		"remove the extra Namespace; shared privileged units (the VPN gateway) live under platform/",
+	)
+}
+
+some_namespace_named(name) if {
+	some ns in rendered_namespaces
+	object.get(ns, ["metadata", "name"], "") == name
 }

@@ -4,8 +4,9 @@ import data.vcpl.fixtures
 import data.vcpl.identity
 
 # ---------------------------------------------------------------------------
-# A prod overlay as the library ships it: the gateway with the strongSwan VPN
-# sidecar (cme, cboe, nasdaq), and the session-open job of the scheduler.
+# A prod overlay as the library ships it: the gateway with the stunnel TLS
+# sidecar (coinbase, ice), and the session-open job of the scheduler. The v1
+# strongSwan sidecar below is what the VPN redesign removed from venue pods.
 # ---------------------------------------------------------------------------
 
 ns := "venue-acme-prod"
@@ -44,11 +45,11 @@ gateway_pod := {
 	"id": "StatefulSet/venue-gateway", "kind": "StatefulSet", "name": "venue-gateway", "template": "spec.template",
 	"role": "gateway",
 	"labels": {"app.kubernetes.io/name": "venue-gateway"},
-	"annotations": {"vcpl.dev/capabilities-justification": "strongSwan installs IPsec SAs and binds IKE ports"},
+	"annotations": {},
 	"replicas": {"declared": null, "max": 2, "scaledBy": [{"object": "CronJob/session-open", "replicas": 2}]},
 	"serviceAccount": {"name": "venue-gateway", "object": "ServiceAccount/venue-gateway", "token": false, "tokenSources": []},
 	"host": no_host,
-	"containers": [strongswan, gateway_container],
+	"containers": [stunnel, gateway_container],
 	"rbac": [],
 }
 
@@ -89,7 +90,12 @@ scheduler_binding := {
 
 shipped_rbac := {"bindings": [scheduler_binding], "roles": [scheduler_role]}
 
-overlay(pods, rbac) := fixtures.model("acme", "prod", {"pods": pods, "rbac": rbac})
+restricted_namespace := {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+	"name": ns,
+	"labels": {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "v1.33"},
+}}
+
+overlay(pods, rbac) := fixtures.model("acme", "prod", {"pods": pods, "rbac": rbac, "objects": [restricted_namespace]})
 
 shipped := overlay([gateway_pod, scheduler_pod], shipped_rbac)
 
@@ -325,7 +331,7 @@ test_identity_host_namespaces_rejects_bare_pod_host_network if {
 # identity-restricted-containers
 # ---------------------------------------------------------------------------
 
-test_identity_restricted_containers_accepts_shipped_gateway_vpn_and_scheduler if {
+test_identity_restricted_containers_accepts_shipped_gateway_and_scheduler if {
 	count(findings(shipped, "identity-restricted-containers")) == 0
 }
 
@@ -336,19 +342,19 @@ test_identity_restricted_containers_accepts_stunnel_sidecar if {
 
 test_identity_restricted_containers_accepts_equal_quantities_written_differently if {
 	container := object.union(gateway_container, {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1000m", "memory": "1024Mi"}}})
-	gateway := with_gateway({"containers": [strongswan, container]})
+	gateway := with_gateway({"containers": [stunnel, container]})
 	count(findings(overlay([gateway, scheduler_pod], shipped_rbac), "identity-restricted-containers")) == 0
 }
 
 test_identity_restricted_containers_rejects_writable_root_filesystem if {
 	container := object.union(gateway_container, {"security": {"readOnlyRootFilesystem": false}})
-	gateway := with_gateway({"containers": [strongswan, container]})
+	gateway := with_gateway({"containers": [stunnel, container]})
 	located(overlay([gateway, scheduler_pod], shipped_rbac), "identity-restricted-containers") == {["StatefulSet/venue-gateway", "spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem"]}
 }
 
 test_identity_restricted_containers_rejects_requests_not_equal_to_limits if {
 	container := object.union(gateway_container, {"resources": {"requests": {"memory": "256Mi"}}})
-	gateway := with_gateway({"containers": [strongswan, container]})
+	gateway := with_gateway({"containers": [stunnel, container]})
 	located(overlay([gateway, scheduler_pod], shipped_rbac), "identity-restricted-containers") == {["StatefulSet/venue-gateway", "spec.template.spec.containers[0].resources.limits.memory"]}
 }
 
@@ -358,8 +364,14 @@ test_identity_restricted_containers_rejects_missing_cpu_limit if {
 	located(overlay([gateway_pod, job], shipped_rbac), "identity-restricted-containers") == {["CronJob/session-open", "spec.jobTemplate.spec.template.spec.containers[0].resources.limits.cpu"]}
 }
 
-test_identity_restricted_containers_rejects_vpn_sidecar_without_justification if {
-	gateway := object.union(object.remove(gateway_pod, ["annotations"]), {"annotations": {}})
+# The v1 VPN design, a strongSwan sidecar running as root with NET_ADMIN in the
+# gateway pod: refused in a venue namespace even with a justification, since the
+# tunnel now ends on the VPN-gateway nodes (platform/vpn-gateway).
+test_identity_restricted_containers_rejects_justified_vpn_sidecar if {
+	gateway := with_gateway({
+		"annotations": {"vcpl.dev/capabilities-justification": "strongSwan installs IPsec SAs and binds IKE ports"},
+		"containers": [strongswan, gateway_container],
+	})
 	located(overlay([gateway, scheduler_pod], shipped_rbac), "identity-restricted-containers") == {
 		["StatefulSet/venue-gateway", "spec.template.spec.initContainers[0].securityContext.runAsNonRoot"],
 		["StatefulSet/venue-gateway", "spec.template.spec.initContainers[0].securityContext.runAsUser"],
@@ -367,18 +379,9 @@ test_identity_restricted_containers_rejects_vpn_sidecar_without_justification if
 	}
 }
 
-test_identity_restricted_containers_rejects_vpn_sidecar_extra_capability if {
-	sidecar := object.union(strongswan, {"security": {"capabilitiesAdd": ["NET_ADMIN", "NET_BIND_SERVICE", "CAP_SYS_ADMIN"]}})
-	gateway := with_gateway({"containers": [sidecar, gateway_container]})
-	results := findings(overlay([gateway, scheduler_pod], shipped_rbac), "identity-restricted-containers")
-	{[r.details.object, r.details.field] | some r in results} == {["StatefulSet/venue-gateway", "spec.template.spec.initContainers[0].securityContext.capabilities.add"]}
-	some r in results
-	contains(r.msg, `capabilities ["SYS_ADMIN"] are added`)
-}
-
-test_identity_restricted_containers_rejects_root_gateway_beside_justified_vpn if {
+test_identity_restricted_containers_rejects_root_gateway_with_net_admin if {
 	container := object.union(gateway_container, {"security": {"runAsNonRoot": false, "runAsUser": 0, "capabilitiesAdd": ["NET_ADMIN"]}})
-	gateway := with_gateway({"containers": [strongswan, container]})
+	gateway := with_gateway({"containers": [stunnel, container]})
 	located(overlay([gateway, scheduler_pod], shipped_rbac), "identity-restricted-containers") == {
 		["StatefulSet/venue-gateway", "spec.template.spec.containers[0].securityContext.runAsNonRoot"],
 		["StatefulSet/venue-gateway", "spec.template.spec.containers[0].securityContext.runAsUser"],
@@ -386,8 +389,8 @@ test_identity_restricted_containers_rejects_root_gateway_beside_justified_vpn if
 	}
 }
 
-test_identity_restricted_containers_rejects_privileged_vpn_sidecar if {
-	sidecar := object.union(strongswan, {"security": {"privileged": true, "allowPrivilegeEscalation": true}})
+test_identity_restricted_containers_rejects_privileged_sidecar if {
+	sidecar := object.union(stunnel, {"security": {"privileged": true, "allowPrivilegeEscalation": true}})
 	gateway := with_gateway({"containers": [sidecar, gateway_container]})
 	located(overlay([gateway, scheduler_pod], shipped_rbac), "identity-restricted-containers") == {
 		["StatefulSet/venue-gateway", "spec.template.spec.initContainers[0].securityContext.privileged"],
@@ -400,7 +403,7 @@ test_identity_restricted_containers_rejects_unconfined_init_container_keeping_ca
 		"name": "setup", "type": "init", "field": "spec.template.spec.initContainers[1]",
 		"security": {"seccomp": "Unconfined", "capabilitiesDrop": []},
 	})
-	gateway := with_gateway({"containers": [strongswan, init, gateway_container]})
+	gateway := with_gateway({"containers": [stunnel, init, gateway_container]})
 	located(overlay([gateway, scheduler_pod], shipped_rbac), "identity-restricted-containers") == {
 		["StatefulSet/venue-gateway", "spec.template.spec.initContainers[1].securityContext.seccompProfile.type"],
 		["StatefulSet/venue-gateway", "spec.template.spec.initContainers[1].securityContext.capabilities.drop"],
@@ -418,5 +421,37 @@ test_identity_restricted_containers_rejects_unset_escalation_and_seccomp if {
 	located(overlay([gateway_pod, job], shipped_rbac), "identity-restricted-containers") == {
 		["CronJob/session-open", "spec.jobTemplate.spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation"],
 		["CronJob/session-open", "spec.jobTemplate.spec.template.spec.containers[0].securityContext.seccompProfile.type"],
+	}
+}
+
+# ---------------------------------------------------------------------------
+# identity-namespace-restricted
+# ---------------------------------------------------------------------------
+
+with_namespaces(namespaces) := json.patch(shipped, [{"op": "replace", "path": "/objects", "value": namespaces}])
+
+test_identity_namespace_restricted_accepts_own_restricted_namespace if {
+	count(findings(shipped, "identity-namespace-restricted")) == 0
+}
+
+test_identity_namespace_restricted_rejects_overlay_without_namespace if {
+	located(with_namespaces([]), "identity-namespace-restricted") == {["Namespace/venue-acme-prod", "metadata.labels"]}
+}
+
+test_identity_namespace_restricted_rejects_baseline_level if {
+	baseline := json.patch(restricted_namespace, [{"op": "replace", "path": "/metadata/labels/pod-security.kubernetes.io~1enforce", "value": "baseline"}])
+	located(with_namespaces([baseline]), "identity-namespace-restricted") == {["Namespace/venue-acme-prod", "metadata.labels[pod-security.kubernetes.io/enforce]"]}
+}
+
+test_identity_namespace_restricted_rejects_level_label_removed if {
+	unlabelled := json.patch(restricted_namespace, [{"op": "remove", "path": "/metadata/labels/pod-security.kubernetes.io~1enforce"}])
+	located(with_namespaces([unlabelled]), "identity-namespace-restricted") == {["Namespace/venue-acme-prod", "metadata.labels[pod-security.kubernetes.io/enforce]"]}
+}
+
+test_identity_namespace_restricted_rejects_extra_privileged_namespace if {
+	extra := {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "acme-vpn", "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}
+	located(with_namespaces([restricted_namespace, extra]), "identity-namespace-restricted") == {
+		["Namespace/acme-vpn", "metadata.name"],
+		["Namespace/acme-vpn", "metadata.labels[pod-security.kubernetes.io/enforce]"],
 	}
 }

@@ -9,8 +9,9 @@ import data.vcpl.lib
 
 metadata_address := "169.254.169.254"
 
-# Network paths whose allow-list is the run book's own endpoint addresses.
-endpoint_paths := {"cross-connect", "extranet", "internet"}
+# Network paths whose allow-list is the run book's own endpoint addresses: over ipsec-vpn
+# too, since the tunnel ends on the VPN-gateway nodes (platform/vpn-gateway), not in the pod.
+endpoint_paths := {"cross-connect", "extranet", "internet", "ipsec-vpn"}
 
 known_roles := {"gateway", "session-scheduler", "undeclared"}
 
@@ -321,19 +322,6 @@ venue_needs contains need if {
 	need := {"peer": cidr_peer(cidr), "protocol": endpoint_protocol(ref.endpoint), "port": port, "origin": sprintf("%s.assigns", [ref.origin])}
 }
 
-# Over IPsec only IKE and NAT-T to the peer leave the pod network; venue traffic
-# travels inside the tunnel, and a tunnel that is down must not leak plaintext.
-venue_needs contains need if {
-	some ni, network in runbook_networks
-	network.path == "ipsec-vpn"
-	some port in [500, 4500]
-	need := {
-		"peer": cidr_peer(sprintf("%s/32", [network.vpn.peer])),
-		"protocol": "UDP", "port": port,
-		"origin": sprintf("environments.%s.networks[%d].vpn.peer", [lib.environment, ni]),
-	}
-}
-
 # In-cluster simulators are reached by namespace, on the endpoints' ports.
 venue_needs contains need if {
 	some network in runbook_networks
@@ -346,11 +334,6 @@ venue_needs contains need if {
 }
 
 network_derivable(network) if network.path in endpoint_paths
-
-network_derivable(network) if {
-	network.path == "ipsec-vpn"
-	is_string(network.vpn.peer)
-}
 
 network_derivable(network) if {
 	network.path == "in-cluster"
@@ -386,7 +369,7 @@ needs_summary("session-scheduler") := "DNS and the API server"
 
 needs_summary(role) := "nothing" if not role in {"gateway", "session-scheduler"}
 
-underivable_reason("gateway") := sprintf("the run book gives no known environments.%s.networks[].path (or no vpn.peer for ipsec-vpn, no simulatorNamespace for in-cluster)", [lib.environment])
+underivable_reason("gateway") := sprintf("the run book gives no known environments.%s.networks[].path (or no simulatorNamespace for in-cluster)", [lib.environment])
 
 underivable_reason("session-scheduler") := sprintf("platform environments.%s has no apiServer {cidr, port}", [lib.environment])
 
