@@ -10,12 +10,15 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 VENUE ?=
 ENV ?=
 
-.PHONY: help setup tools test test-venue bench mutation-table check policy-matrix promote drift runbook-docs scaffold validate generate build build-all stats kind-up
+.PHONY: help setup setup-rehearsal tools test test-venue bench mutation-table check policy-matrix promote drift runbook-docs scaffold validate generate build build-all stats kind-up
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.installed tools ## install pinned Python packages and tools (idempotent)
+
+setup-rehearsal: ## build the pinned cluster-rehearsal toolchain (etcd, kube-apiserver, kwok...) into .tools/rehearsal/bin
+	python3 scripts/rehearsal/setup.py
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -63,6 +66,7 @@ ifeq ($(VENUE),)
 	$(VCPL) runbook-reference
 	$(VCPL) archetypes
 	$(VCPL) policy-matrix
+	$(VCPL) gitops
 else
 	$(VCPL) generate --venue $(VENUE)
 	$(VCPL) runbook-docs --venue $(VENUE)

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 
 from conftest import ROOT
-from vcpl import render
+from vcpl import render, yamlio
 
 KUBERNETES_VERSION = "1.33.0"
 CRD_SCHEMAS = ROOT / "tests" / "schemas" / "crds"
@@ -50,6 +50,17 @@ def test_overlay_objects_match_their_schemas(rendered_overlays, env: str, venue:
 def test_component_fixture_objects_match_their_schemas(rendered_fixtures) -> None:
     found = [f"{name}: {p}" for name, docs in rendered_fixtures.items() for doc in docs for p in problems(doc)]
     assert not found, "\n".join(found)
+
+
+# The GitOps objects (Argo CD, Flux) against their CRDs, as `kustomize build` renders each folder.
+GITOPS_DIRS = sorted(p.parent for p in (ROOT / "gitops").rglob("kustomization.yaml"))
+
+
+@pytest.mark.parametrize("directory", GITOPS_DIRS, ids=[str(d.relative_to(ROOT)) for d in GITOPS_DIRS])
+def test_gitops_objects_match_their_schemas(directory) -> None:
+    docs = yamlio.load_all(render.build_dir(directory))
+    found = [p for doc in docs for p in problems(doc)]
+    assert docs and not found, "\n".join(found) or f"{directory.relative_to(ROOT)} renders nothing"
 
 
 def test_schema_validation_rejects_a_misspelled_field(rendered_overlays) -> None:

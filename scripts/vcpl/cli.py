@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from vcpl import archetypes, bench, catalog, dashboards, drift, gate, generate, matrix, orchestra, paths, promote, reference, render, runbook, runbook_docs, scaffold, stats, tools
+from vcpl import archetypes, bench, catalog, dashboards, drift, gate, generate, gitops, matrix, orchestra, paths, promote, reference, render, runbook, runbook_docs, scaffold, stats, tools
 from vcpl.errors import VcplError
 
 
@@ -175,6 +175,7 @@ def parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     reference.add_parser(sub)
     archetypes.add_parser(sub)
+    gitops.add_parser(sub)
     return top
 
 
