@@ -905,6 +905,23 @@ def _gen_assigned_unreachable(tree: Tree, ov: Overlay) -> None:
     edit_profile(tree, ov, change)
 
 
+@per_overlay("gen-vpn-traffic-on-egress-nodes", "generated",
+             "the venue's subnets are steered to the egress-gateway nodes, which hold no tunnel: the traffic leaves in clear, without the tunnel",
+             when=lambda o: o.has("vpn"))
+def _gen_vpn_nodes(tree: Tree, ov: Overlay) -> None:
+    def change(spec: dict[str, Any]) -> None:
+        spec["vpn"]["nodeSelector"] = {"vcpl.dev/egress-gateway": "true"}
+    edit_profile(tree, ov, change)
+
+
+@per_overlay("ovl-egress-address-changed", "overlay",
+             "the egress address is patched to one the venue never registered: every connection from the allow-listed path is refused",
+             when=lambda o: o.has("ip-allowlist/cilium-egress-gateway"))
+def _ovl_egress_address(tree: Tree, ov: Overlay) -> None:
+    add_patch(tree, ov, [{"op": "replace", "path": "/spec/egressGateway/egressIP", "value": "10.250.99.99"}],
+              target={"group": "cilium.io", "kind": "CiliumEgressGatewayPolicy"})
+
+
 def _cni_master(config: str) -> str:
     return json.loads(config)["plugins"][0]["master"]
 

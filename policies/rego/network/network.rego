@@ -593,3 +593,108 @@ load_balancer_ip(svc) := ip if {
 	is_string(ip)
 	ip != ""
 }
+
+# ---------------------------------------------------------------------------
+# network-egress-source: where the gateway's venue traffic leaves the cluster
+# and with which source address. A CiliumEgressGatewayPolicy decides both: the
+# allow-listed address on the egress-gateway nodes for a direct path, the
+# tunnel's inner source on the VPN-gateway nodes for an ipsec-vpn path (where
+# a wrong node sends the venue's traffic out without the tunnel).
+# ---------------------------------------------------------------------------
+
+egress_policies := [obj | some obj in input.objects; obj.kind == "CiliumEgressGatewayPolicy"]
+
+policy_id(obj) := sprintf("CiliumEgressGatewayPolicy/%s", [object.get(obj, ["metadata", "name"], "")])
+
+policy_ip(obj) := object.get(obj, ["spec", "egressGateway", "egressIP"], null)
+
+policy_nodes(obj) := object.get(obj, ["spec", "egressGateway", "nodeSelector", "matchLabels"], {})
+
+policy_cidrs(obj) := sort(object.get(obj, ["spec", "destinationCIDRs"], []))
+
+vpn_gateway := object.get(lib.platform, "vpnGateway", {})
+
+vpn_source(network) := network.allowlistedSourceIP if {
+	is_string(network.allowlistedSourceIP)
+} else := object.get(vpn_gateway, "tunnelSourceIP", null)
+
+expected_sources contains {
+	"role": "allow-list", "egressIP": network.allowlistedSourceIP,
+	"nodes": object.get(lib.platform, "egressGatewayNodeSelector", {}), "cidrs": null,
+	"origin": sprintf("environments.%s.networks[%d].allowlistedSourceIP", [lib.environment, i]),
+} if {
+	some i, network in runbook_networks
+	network.path != "ipsec-vpn"
+	is_string(network.allowlistedSourceIP)
+}
+
+expected_sources contains {
+	"role": "vpn", "egressIP": vpn_source(network),
+	"nodes": object.get(vpn_gateway, "nodeSelector", {}), "cidrs": sort(network.vpn.remoteCIDRs),
+	"origin": sprintf("environments.%s.networks[%d].vpn", [lib.environment, i]),
+} if {
+	some i, network in runbook_networks
+	network.path == "ipsec-vpn"
+}
+
+# A rendered policy fulfils an expected source when address, nodes and (for a
+# tunnel) the venue's subnets are the run book's.
+fulfils(obj, want) if {
+	policy_ip(obj) == want.egressIP
+	policy_nodes(obj) == want.nodes
+	want.cidrs == null
+}
+
+fulfils(obj, want) if {
+	policy_ip(obj) == want.egressIP
+	policy_nodes(obj) == want.nodes
+	policy_cidrs(obj) == want.cidrs
+}
+
+source_fix := "regenerate the overlay (make generate) and keep the egress-gateway component the run book's path calls for (ip-allowlist/cilium-egress-gateway, or vpn for ipsec-vpn)"
+
+# rule: network-egress-source
+deny contains result if {
+	lib.is_overlay
+	some want in expected_sources
+	not some_policy_fulfils(want)
+	result := lib.finding(
+		"network-egress-source", sprintf("CiliumEgressGatewayPolicy/%s-%s-venue-%s", [lib.venue, lib.environment, {"allow-list": "egress", "vpn": "vpn"}[want.role]]), "spec.egressGateway",
+		sprintf("no egress gateway policy sends the gateway's venue traffic out with source %v on nodes %v%s, as %s requires: the venue %s", [
+			want.egressIP, want.nodes, cidrs_text(want.cidrs), want.origin,
+			{"allow-list": "refuses traffic from any other address", "vpn": "is reached only through the tunnel on the VPN-gateway nodes"}[want.role],
+		]),
+		source_fix,
+	)
+}
+
+some_policy_fulfils(want) if {
+	some obj in egress_policies
+	fulfils(obj, want)
+}
+
+cidrs_text(cidrs) := "" if cidrs == null
+
+cidrs_text(cidrs) := sprintf(" for %v", [cidrs]) if cidrs != null
+
+deny contains result if {
+	lib.is_overlay
+	some obj in egress_policies
+	not some_expected_fulfilled_by(obj)
+	[field, problem] := policy_problem(obj)
+	result := lib.finding("network-egress-source", policy_id(obj), field, problem, source_fix)
+}
+
+some_expected_fulfilled_by(obj) if {
+	some want in expected_sources
+	fulfils(obj, want)
+}
+
+known_ips := {want.egressIP | some want in expected_sources}
+
+# The first thing that is wrong with a policy the run book does not call for.
+policy_problem(obj) := ["spec.egressGateway.egressIP", sprintf("egress address %v is none the run book gives for %s (%v): the venue sees traffic from an address it does not know", [policy_ip(obj), lib.environment, sort(known_ips)])] if {
+	not policy_ip(obj) in known_ips
+} else := ["spec.egressGateway.nodeSelector.matchLabels", sprintf("egress nodes %v are not the ones that hold address %v (%v): traffic leaves where the address, or the tunnel, is not", [policy_nodes(obj), policy_ip(obj), {w.nodes | some w in expected_sources; w.egressIP == policy_ip(obj)}])] if {
+	not policy_ip(obj) in {w.egressIP | some w in expected_sources; w.nodes == policy_nodes(obj)}
+} else := ["spec.destinationCIDRs", sprintf("destinations %v are not the venue's subnets behind the tunnel (%v)", [policy_cidrs(obj), {w.cidrs | some w in expected_sources; w.egressIP == policy_ip(obj); w.cidrs != null}])]

@@ -496,3 +496,58 @@ test_network_egress_exact_rejects_assigned_range_without_run_book if {
 	m := overlay([with_egress(gateway_pod, array.concat(gateway_egress_rules, [assigned_rule])), scheduler_pod])
 	located(m, "network-egress-exact") == {["NetworkPolicy/venue-egress", "spec.egress[4]"]}
 }
+
+# ---------------------------------------------------------------------------
+# network-egress-source
+# ---------------------------------------------------------------------------
+
+source_platform := object.union(platform, {
+	"egressGatewayNodeSelector": {"vcpl.dev/egress-gateway": "true"},
+	"vpnGateway": {"nodeSelector": {"vcpl.dev/vpn-gateway": "true"}, "tunnelSourceIP": "10.252.2.10"},
+})
+
+egress_policy(name, ip, nodes, cidrs) := {
+	"apiVersion": "cilium.io/v2", "kind": "CiliumEgressGatewayPolicy", "metadata": {"name": name},
+	"spec": {"destinationCIDRs": cidrs, "egressGateway": {"egressIP": ip, "nodeSelector": {"matchLabels": nodes}}},
+}
+
+allowlisted_runbook := object.union(runbook, {"environments": {"prod": {"networks": [{"path": "cross-connect", "allowlistedSourceIP": "10.250.0.10"}]}}})
+
+vpn_runbook := object.union(runbook, {"environments": {"prod": {"networks": [{"path": "ipsec-vpn", "vpn": {"peer": "198.18.61.1", "remoteCIDRs": ["10.60.0.0/16"]}}]}}})
+
+allow_list_policy := egress_policy("acme-prod-venue-egress", "10.250.0.10", {"vcpl.dev/egress-gateway": "true"}, ["10.60.20.11/32"])
+
+vpn_policy := egress_policy("acme-prod-venue-vpn", "10.252.2.10", {"vcpl.dev/vpn-gateway": "true"}, ["10.60.0.0/16"])
+
+with_sources(rb, objects) := object.union(good, {"runbook": rb, "platform": source_platform, "objects": objects})
+
+test_network_egress_source_accepts_allow_listed_address_on_egress_nodes if {
+	count(fixtures.results_for(results(with_sources(allowlisted_runbook, [allow_list_policy])), "network-egress-source")) == 0
+}
+
+test_network_egress_source_accepts_tunnel_source_on_vpn_nodes if {
+	count(fixtures.results_for(results(with_sources(vpn_runbook, [vpn_policy])), "network-egress-source")) == 0
+}
+
+test_network_egress_source_rejects_missing_policy if {
+	located(with_sources(allowlisted_runbook, []), "network-egress-source") == {["CiliumEgressGatewayPolicy/acme-prod-venue-egress", "spec.egressGateway"]}
+}
+
+test_network_egress_source_rejects_other_address if {
+	wrong := json.patch(allow_list_policy, [{"op": "replace", "path": "/spec/egressGateway/egressIP", "value": "10.250.0.99"}])
+	found := located(with_sources(allowlisted_runbook, [wrong]), "network-egress-source")
+	["CiliumEgressGatewayPolicy/acme-prod-venue-egress", "spec.egressGateway.egressIP"] in found
+}
+
+# The tunnel's subnets sent through the egress-gateway nodes, which hold no tunnel.
+test_network_egress_source_rejects_vpn_traffic_on_nodes_without_the_tunnel if {
+	wrong := json.patch(vpn_policy, [{"op": "replace", "path": "/spec/egressGateway/nodeSelector/matchLabels", "value": {"vcpl.dev/egress-gateway": "true"}}])
+	found := located(with_sources(vpn_runbook, [wrong]), "network-egress-source")
+	["CiliumEgressGatewayPolicy/acme-prod-venue-vpn", "spec.egressGateway.nodeSelector.matchLabels"] in found
+}
+
+test_network_egress_source_rejects_vpn_policy_for_other_subnets if {
+	wrong := json.patch(vpn_policy, [{"op": "replace", "path": "/spec/destinationCIDRs", "value": ["0.0.0.0/0"]}])
+	found := located(with_sources(vpn_runbook, [wrong]), "network-egress-source")
+	["CiliumEgressGatewayPolicy/acme-prod-venue-vpn", "spec.destinationCIDRs"] in found
+}
