@@ -20,6 +20,10 @@ setup: $(VENV)/.installed tools ## install pinned Python packages and tools (ide
 setup-rehearsal: ## build the pinned cluster-rehearsal toolchain (etcd, kube-apiserver, kwok...) into .tools/rehearsal/bin
 	python3 scripts/rehearsal/setup.py
 
+.PHONY: rehearse
+rehearse: ## cluster rehearsal (tests/rehearsal) on local processes + kwok; FAILS without the toolchain; BACKEND=kind is not implemented
+	VCPL_REHEARSAL_REQUIRED=1 VCPL_REHEARSAL_BACKEND=$(BACKEND) $(PY) -m pytest tests/rehearsal -p no:cacheprovider
+
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-input -r requirements.txt

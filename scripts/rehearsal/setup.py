@@ -11,7 +11,13 @@
                   modules, so the module is copied to .tools/rehearsal/src/ and the
                   `./staging/src/k8s.io/*` replace directives of its go.mod are pointed at the
                   published k8s.io/<name> modules of the same patch;
-* kwok            sigs.k8s.io/kwok/cmd/kwok, which simulates nodes and pod lifecycles.
+* kwok            sigs.k8s.io/kwok/cmd/kwok, which simulates nodes and pod lifecycles;
+* kyverno         the Kyverno admission controller, ./cmd/kyverno of github.com/kyverno/kyverno
+                  (the module the kyverno CLI of `make setup` comes from, so the Go build cache is
+                  mostly warm). Its go.mod has replace directives, so it is built inside the
+                  downloaded (read-only) module, like vcpl.tools builds the CLI; its CRDs
+                  (config/crds/**) are copied to .tools/rehearsal/kyverno-crds for
+                  vcpl.rehearsal.admission to apply.
 
 Every version is pinned below. Each tool gets a stamp (.tools/rehearsal/stamps/<tool>) holding
 the version it was built at; a tool whose stamp matches and whose binaries exist is skipped, so a
@@ -37,12 +43,14 @@ BIN = BASE / "bin"
 SRC = BASE / "src"
 STAMPS = BASE / "stamps"
 LOGS = BASE / "logs"
+KYVERNO_CRDS = BASE / "kyverno-crds"
 
 # --- pinned versions -------------------------------------------------------------------------
 ETCD_DEB = "3.4.23-4+b4"          # Debian 12 (bookworm) etcd-server
 ETCD_GO = "v3.5.21"               # fallback: go.etcd.io/etcd/server/v3 (the etcd client k8s 1.33 uses)
 KUBERNETES = "v1.33.13"           # k8s.io/kubernetes; staging modules k8s.io/<name> v0.33.13
 KWOK = "v0.7.0"                   # sigs.k8s.io/kwok (built against k8s.io/* v0.33)
+KYVERNO = "v1.19.0"               # github.com/kyverno/kyverno ./cmd/kyverno (needs Go >= 1.26)
 MIN_GO = (1, 24)                  # k8s.io/kubernetes v1.33 and kwok v0.7 declare go 1.24.0
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
@@ -272,7 +280,37 @@ def setup_kwok(force: bool) -> str:
     return KWOK
 
 
-TOOLS = {"etcd": setup_etcd, "kubernetes": setup_kubernetes, "kwok": setup_kwok}
+# --- kyverno ----------------------------------------------------------------------------------------
+KYVERNO_MODULE = "github.com/kyverno/kyverno"
+
+
+def setup_kyverno(force: bool) -> str:
+    if not force and stamp_ok("kyverno", KYVERNO, ("kyverno",)) and any(KYVERNO_CRDS.rglob("*.yaml")):
+        return "up to date"
+    env = go_env()
+    out = subprocess.run(["go", "env", "GOVERSION"], stdout=subprocess.PIPE, text=True, env=env).stdout.strip()
+    m = re.match(r"go(\d+)\.(\d+)", out)
+    if not m or (int(m.group(1)), int(m.group(2))) < (1, 26):
+        raise SetupError(f"Go {out or '?'} is too old: {KYVERNO_MODULE} {KYVERNO} declares go 1.26")
+    # Built in place in the read-only module cache: its go.mod/go.sum pin the graph, never rewritten.
+    env["GOFLAGS"] = "-mod=readonly -buildvcs=false"
+    out = run(["go", "mod", "download", "-json", f"{KYVERNO_MODULE}@{KYVERNO}"], logname="kyverno", env=env)
+    m = re.search(r'"Dir":\s*"([^"]+)"', out)
+    if not m:
+        raise SetupError(f"go mod download {KYVERNO_MODULE}@{KYVERNO} reported no module directory")
+    BIN.mkdir(parents=True, exist_ok=True)
+    ldflags = f"-s -w -X {KYVERNO_MODULE}/pkg/version.BuildVersion={KYVERNO}"
+    run(["go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(BIN / "kyverno"), "./cmd/kyverno"],
+        logname="kyverno", cwd=Path(m.group(1)), env=env)
+    if KYVERNO_CRDS.exists():
+        shutil.rmtree(KYVERNO_CRDS)
+    shutil.copytree(Path(m.group(1)) / "config" / "crds", KYVERNO_CRDS, copy_function=shutil.copyfile)
+    make_writable(KYVERNO_CRDS)
+    write_stamp("kyverno", KYVERNO)
+    return KYVERNO
+
+
+TOOLS = {"etcd": setup_etcd, "kubernetes": setup_kubernetes, "kwok": setup_kwok, "kyverno": setup_kyverno}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"etcd        deb etcd-server={ETCD_DEB} (fallback go.etcd.io/etcd/server/v3@{ETCD_GO})")
         print(f"kubernetes  k8s.io/kubernetes@{KUBERNETES} ({', '.join(KUBE_COMMANDS)}), staging {staging_version(KUBERNETES)}")
         print(f"kwok        sigs.k8s.io/kwok/cmd/kwok@{KWOK}")
+        print(f"kyverno     {KYVERNO_MODULE}@{KYVERNO} ./cmd/kyverno (admission controller)")
         return 0
     BIN.mkdir(parents=True, exist_ok=True)
     for tool, step in TOOLS.items():
