@@ -42,6 +42,7 @@ from vcpl import paths
 from vcpl.rehearsal.controlplane import (
     ControlPlane,
     RehearsalError,
+    Supervised,
     ToolchainMissing,
     _deathsig,
     _tail,
@@ -90,7 +91,7 @@ def crd_documents() -> list[dict[str, Any]]:
     return docs
 
 
-class Kyverno:
+class Kyverno(Supervised):
     """Context manager; see the module docstring. Attributes once entered: port, url, flags, proc."""
 
     def __init__(self, cp: ControlPlane, ready_timeout: float = 120.0) -> None:
@@ -103,20 +104,10 @@ class Kyverno:
         self.flags: list[str] = []
         self.timings: dict[str, float] = {}
 
-    # -- context manager --
-    def __enter__(self) -> "Kyverno":
+    def _prepare(self) -> None:
         absent = missing(self.cp.bin)
         if absent:
             raise ToolchainMissing(f"cluster rehearsal: {', '.join(absent)} not found: run `make setup-rehearsal`")
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def log_path(self) -> Path:

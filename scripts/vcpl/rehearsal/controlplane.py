@@ -30,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Self, Sequence
 
 from vcpl import paths
 from vcpl.errors import VcplError
@@ -50,6 +50,32 @@ SERVICE_CIDR = "10.96.0.0/16"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 POD_CIDR = "10.244.0.1/16"   # kwok hands pod IPs out of it; they are strings in Pod status, never routed
 CLUSTER_NAME = "vcpl-rehearsal"
+
+
+class Supervised:
+    """Processes started on entry: whatever was started is stopped on exit, and also when starting
+    fails half-way (KeyboardInterrupt included)."""
+
+    def _prepare(self) -> None:
+        """Checks before anything is started."""
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._prepare()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class RehearsalError(VcplError):
@@ -140,7 +166,7 @@ def _tail(path: Path, lines: int = 8) -> str:
     return " | ".join(line.strip()[:300] for line in text[-lines:]) or "(empty log)"
 
 
-class ControlPlane:
+class ControlPlane(Supervised):
     """Context manager; see the module docstring. Attributes once entered: dir, kubeconfig,
     server (https URL), ports (name -> port), bin (the binary folder)."""
 
@@ -157,22 +183,12 @@ class ControlPlane:
         self.server = ""
         self._entered = False
 
-    # -- context manager --
-    def __enter__(self) -> "ControlPlane":
+    def _prepare(self) -> None:
         require_toolchain(self.bin)
         if not shutil.which("openssl"):
             raise ToolchainMissing("cluster rehearsal: the openssl CLI is not installed (it makes the throwaway CA)")
         self.dir = Path(tempfile.mkdtemp(prefix="vcpl-rehearsal-"))
         self._entered = True
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- use --
     def log_path(self, name: str) -> Path:
