@@ -922,6 +922,14 @@ def _ovl_egress_address(tree: Tree, ov: Overlay) -> None:
               target={"group": "cilium.io", "kind": "CiliumEgressGatewayPolicy"})
 
 
+@per_overlay("ovl-egress-policy-selects-other-pods", "overlay",
+             "the egress policy's pod selector is patched to a label the gateway does not carry: its traffic leaves from the node's own address, outside the allow-list or the tunnel",
+             when=lambda o: o.has("vpn") or o.has("ip-allowlist/cilium-egress-gateway"), variant=True)
+def _ovl_egress_selector(tree: Tree, ov: Overlay) -> None:
+    add_patch(tree, ov, [{"op": "replace", "path": "/spec/selectors/0/podSelector/matchLabels/app.kubernetes.io~1name", "value": "venue-gateway-canary"}],
+              target={"group": "cilium.io", "kind": "CiliumEgressGatewayPolicy"})
+
+
 def _cni_master(config: str) -> str:
     return json.loads(config)["plugins"][0]["master"]
 

@@ -637,15 +637,32 @@ expected_sources contains {
 	network.path == "ipsec-vpn"
 }
 
-# A rendered policy fulfils an expected source when address, nodes and (for a
-# tunnel) the venue's subnets are the run book's.
+# Whether the policy steers the gateway's pods: a selector whose podSelector's
+# labels all sit on every gateway pod (Cilium ORs the selectors). A policy with
+# the right address that selects nothing the gateway runs changes nothing.
+selects_gateway(obj) if {
+	count(lib.gateway_pods) > 0
+	some selector in object.get(obj, ["spec", "selectors"], [])
+	pod_selector := object.get(selector, "podSelector", {})
+	count(object.get(pod_selector, "matchExpressions", [])) == 0
+	every pod in lib.gateway_pods {
+		every key, value in object.get(pod_selector, "matchLabels", {}) {
+			object.get(pod, ["labels", key], null) == value
+		}
+	}
+}
+
+# A rendered policy fulfils an expected source when it steers the gateway and
+# its address, nodes and (for a tunnel) the venue's subnets are the run book's.
 fulfils(obj, want) if {
+	selects_gateway(obj)
 	policy_ip(obj) == want.egressIP
 	policy_nodes(obj) == want.nodes
 	want.cidrs == null
 }
 
 fulfils(obj, want) if {
+	selects_gateway(obj)
 	policy_ip(obj) == want.egressIP
 	policy_nodes(obj) == want.nodes
 	policy_cidrs(obj) == want.cidrs
@@ -693,7 +710,10 @@ some_expected_fulfilled_by(obj) if {
 known_ips := {want.egressIP | some want in expected_sources}
 
 # The first thing that is wrong with a policy the run book does not call for.
-policy_problem(obj) := ["spec.egressGateway.egressIP", sprintf("egress address %v is none the run book gives for %s (%v): the venue sees traffic from an address it does not know", [policy_ip(obj), lib.environment, sort(known_ips)])] if {
+policy_problem(obj) := ["spec.selectors", "the policy selects none of the gateway's pods (every gateway pod must carry every label of one podSelector): the gateway's traffic leaves the ordinary way, from another address and without the tunnel"] if {
+	not selects_gateway(obj)
+	policy_ip(obj) in known_ips
+} else := ["spec.egressGateway.egressIP", sprintf("egress address %v is none the run book gives for %s (%v): the venue sees traffic from an address it does not know", [policy_ip(obj), lib.environment, sort(known_ips)])] if {
 	not policy_ip(obj) in known_ips
 } else := ["spec.egressGateway.nodeSelector.matchLabels", sprintf("egress nodes %v are not the ones that hold address %v (%v): traffic leaves where the address, or the tunnel, is not", [policy_nodes(obj), policy_ip(obj), {w.nodes | some w in expected_sources; w.egressIP == policy_ip(obj)}])] if {
 	not policy_ip(obj) in {w.egressIP | some w in expected_sources; w.nodes == policy_nodes(obj)}

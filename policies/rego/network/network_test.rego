@@ -506,9 +506,14 @@ source_platform := object.union(platform, {
 	"vpnGateway": {"nodeSelector": {"vcpl.dev/vpn-gateway": "true"}, "tunnelSourceIP": "10.252.2.10"},
 })
 
+gateway_labels := {"app.kubernetes.io/name": "venue-gateway", "vcpl.dev/venue": "acme", "vcpl.dev/environment": "prod"}
+
 egress_policy(name, ip, nodes, cidrs) := {
 	"apiVersion": "cilium.io/v2", "kind": "CiliumEgressGatewayPolicy", "metadata": {"name": name},
-	"spec": {"destinationCIDRs": cidrs, "egressGateway": {"egressIP": ip, "nodeSelector": {"matchLabels": nodes}}},
+	"spec": {
+		"selectors": [{"podSelector": {"matchLabels": gateway_labels}}],
+		"destinationCIDRs": cidrs, "egressGateway": {"egressIP": ip, "nodeSelector": {"matchLabels": nodes}},
+	},
 }
 
 allowlisted_runbook := object.union(runbook, {"environments": {"prod": {"networks": [{"path": "cross-connect", "allowlistedSourceIP": "10.250.0.10"}]}}})
@@ -519,7 +524,9 @@ allow_list_policy := egress_policy("acme-prod-venue-egress", "10.250.0.10", {"vc
 
 vpn_policy := egress_policy("acme-prod-venue-vpn", "10.252.2.10", {"vcpl.dev/vpn-gateway": "true"}, ["10.60.0.0/16"])
 
-with_sources(rb, objects) := object.union(good, {"runbook": rb, "platform": source_platform, "objects": objects})
+labelled_gateway := object.union(gateway_pod, {"labels": object.union(gateway_labels, {"vcpl.dev/owner-team": "acme-connectivity"})})
+
+with_sources(rb, objects) := object.union(overlay([labelled_gateway, scheduler_pod]), {"runbook": rb, "platform": source_platform, "objects": objects})
 
 test_network_egress_source_accepts_allow_listed_address_on_egress_nodes if {
 	count(fixtures.results_for(results(with_sources(allowlisted_runbook, [allow_list_policy])), "network-egress-source")) == 0
@@ -550,4 +557,15 @@ test_network_egress_source_rejects_vpn_policy_for_other_subnets if {
 	wrong := json.patch(vpn_policy, [{"op": "replace", "path": "/spec/destinationCIDRs", "value": ["0.0.0.0/0"]}])
 	found := located(with_sources(vpn_runbook, [wrong]), "network-egress-source")
 	["CiliumEgressGatewayPolicy/acme-prod-venue-vpn", "spec.destinationCIDRs"] in found
+}
+
+# The right address and nodes, but a selector the gateway's pods do not match
+# (here another environment's label): their traffic is not steered at all.
+test_network_egress_source_rejects_policy_selecting_other_pods if {
+	wrong := json.patch(vpn_policy, [{"op": "replace", "path": "/spec/selectors/0/podSelector/matchLabels/vcpl.dev~1environment", "value": "cert"}])
+	found := located(with_sources(vpn_runbook, [wrong]), "network-egress-source")
+	found == {
+		["CiliumEgressGatewayPolicy/acme-prod-venue-vpn", "spec.egressGateway"],
+		["CiliumEgressGatewayPolicy/acme-prod-venue-vpn", "spec.selectors"],
+	}
 }

@@ -24,6 +24,7 @@ On exit the process is stopped (its log is in the control plane's log folder, ky
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -31,8 +32,6 @@ import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from vcpl.rehearsal.controlplane import (
     _tail,
     bin_dir,
     free_ports,
+    probe,
 )
 
 KYVERNO_VERSION = "v1.19.0"
@@ -185,8 +185,6 @@ class Kyverno(Supervised):
         proc = self.cp.kubectl("get", "secret", "-n", NAMESPACE, CA_SECRET, "-o", "json", check=False)
         if proc.returncode != 0:
             return None
-        import base64
-
         data = json.loads(proc.stdout).get("data") or {}
         return base64.b64decode(data["tls.crt"]) if "tls.crt" in data else None
 
@@ -198,16 +196,10 @@ class Kyverno(Supervised):
             self._check_alive()
             ca = self.ca_bundle()
             if ca:
-                ctx = ssl.create_default_context(cadata=ca.decode())
-                try:
-                    with urllib.request.urlopen(f"{self.url}/health/readiness", context=ctx, timeout=5) as resp:
-                        if resp.status == 200:
-                            break
-                        last = f"HTTP {resp.status}"
-                except urllib.error.HTTPError as exc:
-                    last = f"HTTP {exc.code}"
-                except (OSError, ssl.SSLError) as exc:
-                    last = str(exc)
+                status, body = probe(f"{self.url}/health/readiness", ssl.create_default_context(cadata=ca.decode()))
+                if status == 200:
+                    break
+                last = f"HTTP {status}" if status else body
             else:
                 last = f"no CA secret {NAMESPACE}/{CA_SECRET} yet"
             self._deadline_passed(deadline, "readiness", last)

@@ -52,6 +52,17 @@ POD_CIDR = "10.244.0.1/16"   # kwok hands pod IPs out of it; they are strings in
 CLUSTER_NAME = "vcpl-rehearsal"
 
 
+def probe(url: str, ctx: ssl.SSLContext | None, timeout: float = 5.0) -> tuple[int | None, str]:
+    """One GET: (HTTP status, body), or (None, why nothing answered)."""
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=timeout) as resp:
+            return resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except (OSError, ssl.SSLError) as exc:
+        return None, str(exc)
+
+
 class Supervised:
     """Processes started on entry: whatever was started is stopped on exit, and also when starting
     fails half-way (KeyboardInterrupt included)."""
@@ -321,16 +332,10 @@ class ControlPlane(Supervised):
         last = "no answer"
         while True:
             self._check_alive()
-            try:
-                with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
-                    body = resp.read().decode(errors="replace")
-                    if resp.status == 200 and ok(body):
-                        return
-                    last = f"HTTP {resp.status}: {body[:200]}"
-            except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code}: {exc.read().decode(errors='replace')[-300:]}"
-            except (OSError, ssl.SSLError) as exc:
-                last = str(exc)
+            status, body = probe(url, ctx)
+            if status == 200 and ok(body):
+                return
+            last = f"HTTP {status}: {body[-300:]}" if status else body
             if time.monotonic() > deadline:
                 raise RehearsalError(
                     f"cluster rehearsal: {name} not ready at {url} within {self.ready_timeout:.0f}s ({last}); log: {self.log_tail(name)}"
