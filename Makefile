@@ -10,19 +10,29 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 VENUE ?=
 ENV ?=
 
-.PHONY: help setup setup-rehearsal tools test test-venue bench mutation-table check policy-matrix promote drift runbook-docs scaffold validate generate build build-all stats kind-up
+.PHONY: help setup setup-rehearsal setup-sessions rehearse-sessions tools test test-venue bench mutation-table check policy-matrix promote drift runbook-docs scaffold validate generate build build-all stats kind-up
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.installed tools ## install pinned Python packages and tools (idempotent)
 
-setup-rehearsal: ## build the pinned cluster-rehearsal toolchain (etcd, kube-apiserver, kwok...) into .tools/rehearsal/bin
+setup-rehearsal: ## build the pinned cluster-rehearsal toolchain (etcd, kube-apiserver, kwok, Flux, Kyverno, kind) into .tools/rehearsal/bin
 	python3 scripts/rehearsal/setup.py
 
 .PHONY: rehearse
-rehearse: ## cluster rehearsal (tests/rehearsal) on local processes + kwok; FAILS without the toolchain; BACKEND=kind is not implemented
+rehearse: ## cluster rehearsal (tests/rehearsal): Flux syncs every overlay into a local control plane + kwok; FAILS without the toolchain; BACKEND=kind uses a kind control plane
 	VCPL_REHEARSAL_REQUIRED=1 VCPL_REHEARSAL_BACKEND=$(BACKEND) $(PY) -m pytest tests/rehearsal -p no:cacheprovider
+
+QUICKFIX := 1.16.0
+WHEELS := .tools/wheels
+setup-sessions: $(VENV)/.installed ## the session rehearsal's FIX engine (quickfix from PyPI: a ~7 min source build, its wheel kept in .tools/wheels) and libfaketime
+	python3 scripts/rehearsal/setup.py --only libfaketime
+	@ls $(WHEELS)/quickfix-$(QUICKFIX)-*.whl >/dev/null 2>&1 || $(VENV)/bin/pip wheel --quiet --disable-pip-version-check --no-deps -w $(WHEELS) quickfix==$(QUICKFIX)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-index --no-deps --find-links $(WHEELS) quickfix==$(QUICKFIX)
+
+rehearse-sessions: ## every overlay's rendered session settings against its venue simulator (VENUE=, ENV= for one); FAILS when anything disagrees
+	$(VCPL) rehearse-sessions $(if $(VENUE),--venue $(VENUE)) $(if $(ENV),--env $(ENV)) --json build/sessions/findings.json
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -71,6 +81,7 @@ ifeq ($(VENUE),)
 	$(VCPL) archetypes
 	$(VCPL) policy-matrix
 	$(VCPL) gitops
+	$(VCPL) simulators
 else
 	$(VCPL) generate --venue $(VENUE)
 	$(VCPL) runbook-docs --venue $(VENUE)
@@ -97,7 +108,7 @@ build-all: ## render every overlay into build/rendered/<env>/<venue>.yaml
 stats: ## lines authored per venue versus lines rendered
 	$(VCPL) stats
 
-kind-up: ## optional: a local kind cluster (needs a container engine; never used by tests)
-	@command -v kind >/dev/null || { echo "kind is not installed: go install sigs.k8s.io/kind@v0.32.0" >&2; exit 2; }
-	@docker info >/dev/null 2>&1 || { echo "no container engine is running: kind cannot start here" >&2; exit 2; }
-	kind create cluster --name vcpl
+kind-up: ## optional: an empty local kind cluster (needs a container engine; `make rehearse BACKEND=kind` makes its own)
+	@test -x .tools/rehearsal/bin/kind || { echo "kind is not installed: run make setup-rehearsal" >&2; exit 2; }
+	@docker info >/dev/null 2>&1 || podman info >/dev/null 2>&1 || { echo "no container engine is running: kind cannot start here" >&2; exit 2; }
+	.tools/rehearsal/bin/kind create cluster --name vcpl

@@ -12,6 +12,16 @@
                   `./staging/src/k8s.io/*` replace directives of its go.mod are pointed at the
                   published k8s.io/<name> modules of the same patch;
 * kwok            sigs.k8s.io/kwok/cmd/kwok, which simulates nodes and pod lifecycles;
+* flux            Flux's source-controller and kustomize-controller (github.com/fluxcd/<name>), the
+                  GitOps engine of the rehearsal. Their go.mod replaces ./api (a separate module the
+                  zip omits) and the module copy points it at the published api module of the same
+                  tag; source-controller's also pins github.com/fluxcd/pkg/artifact (see
+                  FLUX_PINNED_DEPENDENCIES). Their CRDs (config/crd/bases) go to .tools/rehearsal/flux-crds;
+* libfaketime     Debian's `libfaketime` (apt-get, as root): the session rehearsal moves the QuickFIX
+                  engine's clock to a venue's session close and open (`make setup-sessions` runs
+                  only this step, with the quickfix wheel);
+* kind            sigs.k8s.io/kind, for `make rehearse BACKEND=kind` where a container engine runs
+                  (built everywhere: it is small, and a machine with an engine then needs nothing more);
 * kyverno         the Kyverno admission controller, ./cmd/kyverno of github.com/kyverno/kyverno
                   (the module the kyverno CLI of `make setup` comes from, so the Go build cache is
                   mostly warm). Its go.mod has replace directives, so it is built inside the
@@ -44,13 +54,21 @@ SRC = BASE / "src"
 STAMPS = BASE / "stamps"
 LOGS = BASE / "logs"
 KYVERNO_CRDS = BASE / "kyverno-crds"
+FLUX_CRDS = BASE / "flux-crds"
 
 # --- pinned versions -------------------------------------------------------------------------
 ETCD_DEB = "3.4.23-4+b4"          # Debian 12 (bookworm) etcd-server
+FAKETIME_DEB = "0.9.10-2.1"       # Debian 12 (bookworm) libfaketime
 ETCD_GO = "v3.5.21"               # fallback: go.etcd.io/etcd/server/v3 (the etcd client k8s 1.33 uses)
 KUBERNETES = "v1.33.13"           # k8s.io/kubernetes; staging modules k8s.io/<name> v0.33.13
 KWOK = "v0.7.0"                   # sigs.k8s.io/kwok (built against k8s.io/* v0.33)
+KIND = "v0.32.0"                  # sigs.k8s.io/kind (BACKEND=kind only)
 KYVERNO = "v1.19.0"               # github.com/kyverno/kyverno ./cmd/kyverno (needs Go >= 1.26)
+FLUX = "v1.9.6"                   # github.com/fluxcd/{source,kustomize}-controller (Flux 2.8; go 1.26.0)
+# source-controller v1.9.6 requires github.com/fluxcd/pkg/artifact v0.18.3, whose zip the module
+# proxy here does not serve (HTTP 403; v0.18.0 is served). The patch releases between them
+# change no API source-controller uses, so the build is pinned to v0.18.0.
+FLUX_PINNED_DEPENDENCIES = {"source-controller": {"github.com/fluxcd/pkg/artifact": "v0.18.0"}}
 MIN_GO = (1, 24)                  # k8s.io/kubernetes v1.33 and kwok v0.7 declare go 1.24.0
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
@@ -137,15 +155,19 @@ def apt_usable() -> str | None:
     return None
 
 
-def install_etcd_deb() -> None:
-    installed = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "etcd-server"],
+def install_deb(package: str, version: str, logname: str) -> None:
+    installed = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
-    if installed != ETCD_DEB:
+    if installed != version:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        policy = subprocess.run(["apt-cache", "policy", "etcd-server"], stdout=subprocess.PIPE, text=True).stdout
-        if ETCD_DEB not in policy:
-            run(["apt-get", "update", "-q"], logname="etcd", env=env)
-        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", f"etcd-server={ETCD_DEB}"], logname="etcd", env=env)
+        policy = subprocess.run(["apt-cache", "policy", package], stdout=subprocess.PIPE, text=True).stdout
+        if version not in policy:
+            run(["apt-get", "update", "-q"], logname=logname, env=env)
+        run(["apt-get", "install", "-y", "-q", "--no-install-recommends", f"{package}={version}"], logname=logname, env=env)
+
+
+def install_etcd_deb() -> None:
+    install_deb("etcd-server", ETCD_DEB, "etcd")
     etcd = Path("/usr/bin/etcd")
     if not os.access(etcd, os.X_OK):
         raise SetupError(f"etcd-server {ETCD_DEB} is installed but {etcd} is missing")
@@ -280,6 +302,31 @@ def setup_kwok(force: bool) -> str:
     return KWOK
 
 
+# --- libfaketime --------------------------------------------------------------------------------------
+def setup_libfaketime(force: bool) -> str:
+    version = f"deb:libfaketime={FAKETIME_DEB}"
+    if not force and stamp_ok("libfaketime", version, ()):
+        return "up to date"
+    reason = apt_usable()
+    if reason:
+        raise SetupError(f"libfaketime: {reason} (install the Debian package libfaketime={FAKETIME_DEB} yourself)")
+    install_deb("libfaketime", FAKETIME_DEB, "libfaketime")
+    write_stamp("libfaketime", version)
+    return version
+
+
+# --- kind -------------------------------------------------------------------------------------------------
+def setup_kind(force: bool) -> str:
+    if not force and stamp_ok("kind", KIND, ("kind",)):
+        return "up to date"
+    env = go_env()
+    env["GOBIN"] = str(BIN)
+    BIN.mkdir(parents=True, exist_ok=True)
+    run(["go", "install", "-trimpath", "-ldflags=-s -w", f"sigs.k8s.io/kind@{KIND}"], logname="kind", env=env)
+    write_stamp("kind", KIND)
+    return KIND
+
+
 # --- kyverno ----------------------------------------------------------------------------------------
 KYVERNO_MODULE = "github.com/kyverno/kyverno"
 
@@ -310,7 +357,40 @@ def setup_kyverno(force: bool) -> str:
     return KYVERNO
 
 
-TOOLS = {"etcd": setup_etcd, "kubernetes": setup_kubernetes, "kwok": setup_kwok, "kyverno": setup_kyverno}
+# --- flux ---------------------------------------------------------------------------------------------
+FLUX_CONTROLLERS = ("source-controller", "kustomize-controller")
+
+
+def rewrite_flux_gomod(text: str, controller: str) -> str:
+    """Drop the ./api replace (the require block pins the published api module at the same tag)
+    and add the pinned dependency replaces."""
+    text, n = re.subn(rf"^replace github\.com/fluxcd/{controller}/api => \./api\s*\n", "", text, flags=re.M)
+    if n != 1 or f"github.com/fluxcd/{controller}/api {FLUX}" not in text:
+        raise SetupError(f"github.com/fluxcd/{controller} go.mod: expected one ./api replace and api {FLUX} in its require block")
+    for module, version in FLUX_PINNED_DEPENDENCIES.get(controller, {}).items():
+        text += f"\nreplace {module} => {module} {version}\n"
+    return text
+
+
+def setup_flux(force: bool) -> str:
+    if not force and stamp_ok("flux", FLUX, FLUX_CONTROLLERS) and any(FLUX_CRDS.rglob("*.yaml")):
+        return "up to date"
+    env = go_env()
+    BIN.mkdir(parents=True, exist_ok=True)
+    if FLUX_CRDS.exists():
+        shutil.rmtree(FLUX_CRDS)
+    for controller in FLUX_CONTROLLERS:
+        src = copy_module(f"github.com/fluxcd/{controller}", FLUX, env, controller)
+        gomod = src / "go.mod"
+        gomod.write_text(rewrite_flux_gomod(gomod.read_text(), controller))
+        run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(BIN / controller), "."], logname=controller, cwd=src, env=env)
+        shutil.copytree(src / "config" / "crd" / "bases", FLUX_CRDS / controller, copy_function=shutil.copyfile)
+    write_stamp("flux", FLUX)
+    return FLUX
+
+
+TOOLS = {"etcd": setup_etcd, "kubernetes": setup_kubernetes, "kwok": setup_kwok, "libfaketime": setup_libfaketime, "kind": setup_kind,
+         "kyverno": setup_kyverno, "flux": setup_flux}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,7 +403,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"etcd        deb etcd-server={ETCD_DEB} (fallback go.etcd.io/etcd/server/v3@{ETCD_GO})")
         print(f"kubernetes  k8s.io/kubernetes@{KUBERNETES} ({', '.join(KUBE_COMMANDS)}), staging {staging_version(KUBERNETES)}")
         print(f"kwok        sigs.k8s.io/kwok/cmd/kwok@{KWOK}")
+        print(f"libfaketime deb libfaketime={FAKETIME_DEB}")
+        print(f"kind        sigs.k8s.io/kind@{KIND} (BACKEND=kind)")
         print(f"kyverno     {KYVERNO_MODULE}@{KYVERNO} ./cmd/kyverno (admission controller)")
+        print(f"flux        github.com/fluxcd/{{{','.join(FLUX_CONTROLLERS)}}}@{FLUX}")
         return 0
     BIN.mkdir(parents=True, exist_ok=True)
     for tool, step in TOOLS.items():

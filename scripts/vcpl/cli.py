@@ -8,6 +8,9 @@ from pathlib import Path
 
 from vcpl import archetypes, bench, catalog, dashboards, drift, gate, generate, gitops, matrix, orchestra, paths, promote, reference, render, runbook, runbook_docs, scaffold, stats, tools
 from vcpl.errors import VcplError
+from vcpl.sessions import cli as sessions_cli
+from vcpl.sessions import manifests as sim_manifests
+from vcpl.sessions import simulate
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -176,6 +179,9 @@ def parser() -> argparse.ArgumentParser:
     reference.add_parser(sub)
     archetypes.add_parser(sub)
     gitops.add_parser(sub)
+    sessions_cli.add_parser(sub)
+    simulate.add_parser(sub)
+    sim_manifests.add_parser(sub)
     return top
 
 

@@ -330,7 +330,7 @@ def build(rb: Runbook, platform: dict[str, Any], env: str) -> dict[str, Any]:
         spec["credentials"] = {"secretStoreRef": dict(platform_env["secretStore"]), "data": credentials}
     fix_settings = quickfix.session_settings(rb, env)
     if fix_settings:
-        spec["fix"] = {"sessionSettings": fix_settings}
+        spec["fix"] = {"sessionSettings": fix_settings, "timeZone": rb["schedule"]["timeZone"]}
     multicast = multicast_section(rb, env, platform_env)
     if multicast:
         spec["multicast"] = multicast

@@ -13,10 +13,13 @@ _DAY_ABBREV = {d: d[:3].capitalize() for d in _DAY_NAMES}
 
 
 def schedule_settings(schedule: dict[str, Any]) -> list[tuple[str, str]]:
-    settings = [("TimeZone", schedule["timeZone"])]
+    # QuickFIX/J reads TimeZone; QuickFIX C++ has no such setting and reads StartTime/EndTime in
+    # UTC unless UseLocalTime=Y, when it uses the process's zone: components/fix-initiator sets the
+    # gateway container's TZ to the same zone, so both engines open and close at the run book's times.
+    settings = [("TimeZone", schedule["timeZone"]), ("UseLocalTime", "Y")]
     if schedule.get("continuous"):
         # QuickFIX/J reads NonStopSession; the C++ and Go engines treat equal start/end as 24h.
-        return settings + [("NonStopSession", "Y"), ("StartTime", "00:00:00"), ("EndTime", "00:00:00")]
+        return [("TimeZone", schedule["timeZone"]), ("NonStopSession", "Y"), ("StartTime", "00:00:00"), ("EndTime", "00:00:00")]
     if "weekly" in schedule:
         week = schedule["weekly"]
         return settings + [
@@ -26,11 +29,22 @@ def schedule_settings(schedule: dict[str, Any]) -> list[tuple[str, str]]:
             ("EndTime", f"{week['close']['time']}:00"),
         ]
     daily = schedule["daily"]
+    # Weekdays is QuickFIX/J's; the C++ engine ignores it, and the session-schedule CronJobs keep
+    # the gateway scaled to zero on the days the run book leaves out.
     return settings + [
         ("StartTime", f"{daily['open']}:00"),
         ("EndTime", f"{daily['close']}:00"),
         ("Weekdays", ",".join(_DAY_ABBREV[d] for d in daily["days"])),
     ]
+
+
+def quickfix_endpoints(service: dict[str, Any], spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The endpoints the engine may rotate through on its own. QuickFIX reconnects to every
+    SocketConnectHost<n> in turn with its stored MsgSeqNum, so a DR endpoint where the venue
+    restarts or jumps the sequence (failoverSequence.dr reset or jump: used only once the venue
+    declares DR) is left to the gateway, which has it in gateway.json."""
+    declared_dr = service.get("failoverSequence", {}).get("dr") in ("reset", "jump")
+    return [(role, ep) for role, ep in endpoint_roles(spec) if not (role == "dr" and declared_dr)]
 
 
 def _reset_settings(cadence: str) -> list[tuple[str, str]]:
@@ -57,6 +71,10 @@ def session_settings(rb: Runbook, env: str) -> str:
         f"FileStorePath={STATE_DIR}/store",
         f"FileLogPath={STATE_DIR}/log",
         "PersistMessages=Y",
+        # The engines' generic FIX dictionaries know none of a venue's own tags, and QuickFIX C++
+        # refuses a settings file that enables validation without naming one. Messages are held to
+        # the venue's specification (its FIX Orchestra export) by the gateway, not by the engine.
+        "UseDataDictionary=N",
         # QuickFIX has one interval and rotates through the hosts; the full plan (which endpoint,
         # how many attempts, then what) is in gateway.json for the gateway to enforce.
         f"ReconnectInterval={rb['failover']['reconnect']['steps'][0]['intervalSeconds']}",
@@ -73,13 +91,15 @@ def session_settings(rb: Runbook, env: str) -> str:
             lines.append(f"DefaultApplVerID={protocol['defaultApplVerID']}")
         lines.append(f"SenderCompID={session['senderCompID']}")
         lines.append(f"TargetCompID={session['targetCompID']}")
+        # QuickFIX/J puts these in every header itself; QuickFIX C++ does not read them, so a
+        # C++-based gateway stamps tags 50/57 from this file (the session rehearsal's client does).
         for key in ("senderSubID", "targetSubID"):
             if key in session:
                 lines.append(f"{key[0].upper()}{key[1:]}={session[key]}")
         if "heartbeat" in service:
             lines.append(f"HeartBtInt={spec['heartbeat']}")
         lines += [f"{k}={v}" for k, v in _reset_settings(service["sequenceReset"]["cadence"])]
-        for index, (role, ep) in enumerate(endpoint_roles(spec)):
+        for index, (role, ep) in enumerate(quickfix_endpoints(service, spec)):
             suffix = "" if index == 0 else str(index)
             sidecar_port = local_ports.get((service["name"], role))
             host, port = ("127.0.0.1", sidecar_port) if sidecar_port else (ep["host"], ep["port"])

@@ -1,17 +1,23 @@
 """Shared fixtures of the cluster rehearsal: ONE control plane per test session, every overlay synced once.
 
 * `rehearsal_gate()`: skips (or, with VCPL_REHEARSAL_REQUIRED=1 as `make rehearse` sets it, fails)
-  when the toolchain of `make setup-rehearsal` is missing; fails for VCPL_REHEARSAL_BACKEND=kind,
-  which is not implemented (it needs a container engine).
-* `control_plane` (session): a started vcpl.rehearsal.controlplane.ControlPlane.
-* `synced` (session): the topology of vcpl.rehearsal.topology applied as kwok Nodes, then every
-  overlay plus platform/vpn-gateway/generated/<env> server-side applied with their CRDs, every
-  session opened (each StatefulSet scaled to what its session-open CronJob scales it to), and every
-  StatefulSet Ready. Tests that change live objects each take an overlay nobody else asserts on.
+  when the toolchain of `make setup-rehearsal` is missing; fails for VCPL_REHEARSAL_BACKEND=kind
+  when no container engine answers.
+* `control_plane` (session): a started vcpl.rehearsal.controlplane.ControlPlane, or with
+  VCPL_REHEARSAL_BACKEND=kind a vcpl.rehearsal.kind.KindCluster (kind's control plane, kwok nodes).
+* `synced` (session): the topology of vcpl.rehearsal.topology applied as kwok Nodes and the
+  PersistentVolumes a provisioner would make (the cluster's, applied by the admin); then the GitOps
+  engine syncs: the working tree is committed to a git server on 127.0.0.1 (git http-backend),
+  Flux's source-controller fetches it and kustomize-controller applies the shipped gitops/flux/<env>
+  Kustomizations (every overlay and the VPN gateway), after two Kustomizations standing in for the
+  cluster's platform (`platform-crds`: the CRDs the overlays need; `platform-secret-stores`: their
+  ClusterSecretStores), which the shipped ones dependsOn. Then every session is opened (each
+  StatefulSet scaled to what its session-open CronJob scales it to) and every StatefulSet is Ready.
+  Tests that change live objects each take an overlay nobody else asserts on, and change it the
+  GitOps way: a new commit (`Synced.sync_from`) that the engine reconciles.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 import re
@@ -26,7 +32,7 @@ import pytest
 import yaml
 
 from vcpl import paths, render, yamlio
-from vcpl.rehearsal import controlplane, topology
+from vcpl.rehearsal import controlplane, flux, gitserver, kind, topology
 from vcpl.rehearsal.controlplane import ControlPlane
 
 Doc = dict[str, Any]
@@ -38,26 +44,29 @@ CRD_SOURCES = paths.ROOT / "tests" / "schemas" / "crds" / "source"
 VPN_GATEWAY_GENERATED = paths.ROOT / "platform" / "vpn-gateway" / "generated"
 MANAGER = "vcpl-rehearsal"
 READY_TIMEOUT = 240.0
-APPLY_WORKERS = 4
 _SCALE = re.compile(r"^kubectl\s+scale\s+(?P<target>\S+)\s+--replicas=(?P<n>\d+)$")
 
 
 # --- the gate: skip, or fail when required ---------------------------------------------------------------
+def backend() -> str:
+    return os.environ.get(BACKEND_ENV, "") or "local"
+
+
 def rehearsal_gate() -> None:
-    backend = os.environ.get(BACKEND_ENV, "") or "local"
-    if backend == "kind":
-        pytest.fail("cluster rehearsal: BACKEND=kind: kind backend needs a container engine (docker or podman) and is "
-                    "not implemented in this repository; run `make rehearse` without BACKEND (local processes + kwok)",
-                    pytrace=False)
-    if backend != "local":
-        pytest.fail(f"cluster rehearsal: unknown backend {backend!r}; expected local (default) or kind", pytrace=False)
-    missing = controlplane.missing_binaries()
+    chosen = backend()
+    if chosen not in ("local", "kind"):
+        pytest.fail(f"cluster rehearsal: unknown backend {chosen!r}; expected local (default) or kind", pytrace=False)
+    missing = controlplane.missing_binaries() + flux.missing(controlplane.bin_dir())
     reason = ""
     if missing:
         reason = (f"cluster rehearsal toolchain absent ({', '.join(missing)} not in {controlplane.bin_dir()}): "
                   "run `make setup-rehearsal`")
     elif not shutil_which("openssl"):
         reason = "cluster rehearsal: the openssl CLI is not installed (it makes the throwaway CA)"
+    elif chosen == "kind" and kind.engine() is None:
+        # Asked for explicitly: a missing engine is a failure, never a skip.
+        pytest.fail(f"cluster rehearsal: BACKEND=kind needs a running container engine ({' or '.join(kind.ENGINES)}); "
+                    "none answers here. Run `make rehearse` without BACKEND (local processes + kwok)", pytrace=False)
     if reason:
         if os.environ.get(REQUIRED_ENV) == "1":
             pytest.fail(f"{reason} ({REQUIRED_ENV}=1: a missing toolchain is a failure)", pytrace=False)
@@ -225,6 +234,10 @@ class Synced:
     apply_stderr: str                            # kubectl's warnings applying the overlays
     platform_apply_stderr: str = ""               # ... and the platform component
     timings: dict[str, float] = field(default_factory=dict)
+    engine: flux.Flux | None = None                # the GitOps engine that synced them
+    repo: gitserver.Repository | None = None       # the git repository it syncs from
+    kustomizations: list[str] = field(default_factory=list)
+    commit: str = ""                               # the newest commit the engine was given
 
     # the pure helpers, for the test modules (a `conftest` import would clash with tests/conftest.py)
     as_yaml = staticmethod(as_yaml)
@@ -237,6 +250,20 @@ class Synced:
         found = [d for d in self.overlays[key] if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
         assert len(found) == 1, f"{key}: {len(found)} {kind} {name or ''}"
         return found[0]
+
+    def sync_from(self, tree: Path, message: str, kustomizations: list[str] | None = None) -> str:
+        """Commit `tree` (a changed copy of the repository) to the engine's git repository, make
+        Flux fetch it and wait until the named Kustomizations (default: all) have applied that
+        commit; return its id. The others apply it too, in the background."""
+        assert self.engine and self.repo
+        extra = {str(p.relative_to(self.repo.work)): p.read_text() for p in (self.repo.work / PLATFORM_DIR).rglob("*") if p.is_file()}
+        commit = self.repo.snapshot(tree, extra, message)
+        source = next(iter(self.engine.status(GIT_REPOSITORY)))
+        self.engine.reconcile(GIT_REPOSITORY, source)
+        self.engine.wait_ready([source], revision=commit, kind=GIT_REPOSITORY)
+        self.engine.wait_ready(kustomizations or self.kustomizations, revision=commit)
+        self.commit = commit
+        return commit
 
     def statefulset(self, key: Key) -> Doc:
         return self.doc(key, "StatefulSet")
@@ -297,17 +324,60 @@ def persistent_volumes(overlays: dict[Key, list[Doc]], replicas: dict[Key, int],
 def control_plane() -> Iterator[Cluster]:
     rehearsal_gate()
     t0 = time.monotonic()
-    with ControlPlane() as cp:
+    with (kind.KindCluster() if backend() == "kind" else ControlPlane()) as cp:
         cluster = Cluster(cp)
         cluster.started_in = time.monotonic() - t0  # type: ignore[attr-defined]
         yield cluster
 
 
+GITOPS_FLUX = paths.ROOT / "gitops" / "flux"
+# Stand-ins for what the cluster's platform team syncs before any venue (the shipped Kustomizations
+# dependsOn these names): committed only to the rehearsal's git repository, never to this one.
+PLATFORM_DIR = "rehearsal-platform"
+PLATFORM_KUSTOMIZATIONS = ("platform-crds", "platform-secret-stores")
+GIT_REPOSITORY = flux.GIT_REPOSITORY
+
+
+def secret_stores(docs: list[Doc]) -> list[Doc]:
+    """The ClusterSecretStores the ExternalSecrets name (no External Secrets operator runs: they only exist)."""
+    names = sorted({d["spec"]["secretStoreRef"]["name"] for d in docs if d["kind"] == "ExternalSecret"
+                    and d["spec"]["secretStoreRef"].get("kind") == "ClusterSecretStore"})
+    return [{"apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore", "metadata": {"name": n},
+             "spec": {"provider": {"fake": {"data": []}}}} for n in names]
+
+
+def platform_files(crds: list[Doc], stores: list[Doc]) -> dict[str, str]:
+    files = {}
+    for name, docs in (("crds", crds), ("secret-stores", stores)):
+        files[f"{PLATFORM_DIR}/{name}/objects.yaml"] = as_yaml(docs)
+        files[f"{PLATFORM_DIR}/{name}/kustomization.yaml"] = "resources:\n- objects.yaml\n"
+    return files
+
+
+def flux_objects(git_url: str) -> tuple[list[Doc], list[str]]:
+    """The shipped Flux objects (gitops/flux and gitops/flux/<env>), the GitRepository's URL swapped
+    for the rehearsal's git server, plus the two platform stand-ins; and the Kustomization names."""
+    source = yamlio.load_all(render.build_dir(GITOPS_FLUX))
+    for doc in source:
+        if doc["kind"] == "GitRepository":
+            doc["spec"]["url"] = f"{git_url}/venue-connectivity.git"
+    shipped = [d for env in ("dev", "cert", "prod") for d in yamlio.load_all(render.build_dir(GITOPS_FLUX / env))]
+    repo_name = next(d["metadata"]["name"] for d in source if d["kind"] == "GitRepository")
+    platform = []
+    for name, depends in (("platform-crds", []), ("platform-secret-stores", ["platform-crds"])):
+        platform.append({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                         "metadata": {"name": name, "namespace": flux.NAMESPACE},
+                         "spec": {"interval": "10m", "prune": True, "path": f"./{PLATFORM_DIR}/{name.removeprefix('platform-')}",
+                                  "sourceRef": {"kind": "GitRepository", "name": repo_name},
+                                  "dependsOn": [{"name": d} for d in depends]}})
+    names = [d["metadata"]["name"] for d in platform + shipped]
+    return source + platform + shipped, names
+
+
 @pytest.fixture(scope="session")
-def synced(control_plane: Cluster, rendered_overlays: dict[Key, list[Doc]]) -> Iterator[Synced]:
-    """This applies what the GitOps engine would apply (the rendered overlays and the VPN-gateway
-    platform component, server-side, forcing ownership like Flux's kustomize-controller). A real
-    Flux sync (source-controller fetching git, kustomize-controller's own build) is separate work."""
+def synced(control_plane: Cluster, rendered_overlays: dict[Key, list[Doc]],
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
+    """Every overlay synced by Flux from git (see the module docstring), sessions open, all Ready."""
     cluster = control_plane
     timings = {"control plane ready": getattr(cluster, "started_in", 0.0)}
     t = time.monotonic()
@@ -322,39 +392,46 @@ def synced(control_plane: Cluster, rendered_overlays: dict[Key, list[Doc]]) -> I
     cluster.apply(topo.nodes)
     cluster.kubectl("wait", "--for=condition=Ready", "--timeout=90s", "node", "-l",
                     f"{controlplane.KWOK_LABEL[0]}={controlplane.KWOK_LABEL[1]}", timeout=120)
-    crds, synthesized = crds_for(all_docs)
-    cluster.apply(crds)
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    *[f"crd/{c['metadata']['name']}" for c in crds], timeout=90)
-    timings["nodes+crds"] = time.monotonic() - t
-
+    stores = secret_stores(all_docs)
+    crds, synthesized = crds_for(all_docs + stores)
     probe = Synced(cluster, overlays, platform_docs, topo, synthesized, "")
     replicas = {key: probe.session_replicas(key) for key in overlays}
     cluster.apply(persistent_volumes(overlays, replicas))
+    timings["nodes+volumes"] = time.monotonic() - t
 
     t = time.monotonic()
-    overlay_docs = [d for docs in overlays.values() for d in docs]
-    # Namespaces first (one call), then the overlays in parallel kubectl processes: one process
-    # applies object after object, and ~1,200 objects in one would take about a minute.
-    cluster.apply([d for d in overlay_docs if d["kind"] == "Namespace"])
-    keys = sorted(overlays)
-    batches = [keys[i::APPLY_WORKERS] for i in range(APPLY_WORKERS)]
-    with concurrent.futures.ThreadPoolExecutor(APPLY_WORKERS) as pool:
-        results = list(pool.map(lambda batch: cluster.apply([d for k in batch for d in overlays[k]]), batches))
-    stderr = "".join(r.stderr for r in results)
-    platform_stderr = cluster.apply([d for docs in platform_docs.values() for d in docs]).stderr
-    timings["apply all"] = time.monotonic() - t
-    # Open every session: what each overlay's session-open CronJob does (`kubectl scale ... --replicas=N`).
-    # Run by the admin here; test_scenarios runs the CronJobs' own commands as their service account.
-    t = time.monotonic()
-    for key in sorted(overlays):
-        want = replicas[key]
-        if want != int(probe.statefulset(key)["spec"].get("replicas", 1)):
-            sts = probe.statefulset(key)
-            cluster.kubectl("scale", f"statefulset/{sts['metadata']['name']}", f"--replicas={want}",
-                            "-n", probe.namespace(key))
-    cluster.wait_statefulsets()
-    timings["sessions open, all Ready"] = time.monotonic() - t
-    s = Synced(cluster, overlays, platform_docs, topo, synthesized, stderr, platform_stderr, timings)
-    yield s
+    base = tmp_path_factory.mktemp("gitops")
+    repo = gitserver.Repository(base)
+    extra = platform_files(crds, stores)
+    commit = repo.snapshot(paths.ROOT, extra, "the working tree, for the rehearsal")
+    timings["git snapshot"] = time.monotonic() - t
+    with gitserver.GitServer(base) as git, flux.Flux(cluster.cp) as engine:
+        t = time.monotonic()
+        objects, names = flux_objects(git.url)
+        engine.apply(objects)
+        engine.wait_ready([d["metadata"]["name"] for d in objects if d["kind"] == "GitRepository"], revision=commit, kind=GIT_REPOSITORY)
+        engine.wait_ready(names, revision=commit, timeout=READY_TIMEOUT + 120)
+        timings["flux sync of every Kustomization"] = time.monotonic() - t
+        # The engine's apply responses carry the API server's warnings; a server-side dry run of
+        # the same objects shows them here (Pod Security "warn" among them).
+        stderr = "".join(r.stderr for r in [cluster.kubectl("apply", "--server-side", "--dry-run=server", "--force-conflicts",
+                                                            "--field-manager=kustomize-controller", "-f", "-",
+                                                            input=as_yaml([d for docs in overlays.values() for d in docs]), timeout=600)])
+        platform_stderr = cluster.kubectl("apply", "--server-side", "--dry-run=server", "--force-conflicts",
+                                          "--field-manager=kustomize-controller", "-f", "-",
+                                          input=as_yaml([d for docs in platform_docs.values() for d in docs])).stderr
+        # Open every session: what each overlay's session-open CronJob does (`kubectl scale ... --replicas=N`).
+        # Run by the admin here; test_scenarios runs the CronJobs' own commands as their service account.
+        t = time.monotonic()
+        for key in sorted(overlays):
+            want = replicas[key]
+            live = cluster.get_json("statefulset", "-n", probe.namespace(key), probe.statefulset(key)["metadata"]["name"])
+            if want != live["spec"].get("replicas", 1):
+                cluster.kubectl("scale", f"statefulset/{live['metadata']['name']}", f"--replicas={want}",
+                                "-n", probe.namespace(key))
+        cluster.wait_statefulsets()
+        timings["sessions open, all Ready"] = time.monotonic() - t
+        s = Synced(cluster, overlays, platform_docs, topo, synthesized, stderr, platform_stderr, timings,
+                   engine=engine, repo=repo, kustomizations=names, commit=commit)
+        yield s
     print(f"\ncluster rehearsal timings (s): {json.dumps({k: round(v, 1) for k, v in s.timings.items()})}")

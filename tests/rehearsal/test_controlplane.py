@@ -5,7 +5,7 @@ etcd, kube-apiserver, kube-controller-manager and kube-scheduler run as local pr
 StatefulSet's pods are scheduled for real (affinity, anti-affinity, resources, PVC binding,
 Pod Security admission) and become Running without any container engine.
 
-The control plane and the sync of every overlay are the session fixtures of conftest.py (`synced`),
+The control plane and the Flux sync of every overlay are the session fixtures of conftest.py (`synced`),
 shared with test_scenarios.py. The toolchain comes from `make setup-rehearsal`
 (.tools/rehearsal/bin, or VCPL_REHEARSAL_BIN); without it these tests are SKIPPED, never passed
 (FAILED under VCPL_REHEARSAL_REQUIRED=1, as `make rehearse` runs them).
@@ -27,7 +27,8 @@ KEY = ("prod", "cme")  # (env, venue): read-only here; test_scenarios mutates ot
 
 def test_prod_overlay_applies_server_side(synced: Any) -> None:
     """Every object of the rendered overlay is accepted by the API server (schemas, admission),
-    its own Namespace included, and is owned by the rehearsal's field manager."""
+    its own Namespace included, and was applied by the GitOps engine: Flux's kustomize-controller
+    owns its fields and labels it with the Kustomization that synced it (gitops/flux/prod)."""
     docs = synced.overlays[KEY]
     live = json.loads(synced.cluster.kubectl("get", "-f", "-", "-o", "json", "--show-managed-fields",
                                              input=synced.as_yaml(docs)).stdout)
@@ -35,7 +36,8 @@ def test_prod_overlay_applies_server_side(synced: Any) -> None:
     assert len(items) == len(docs)
     for item in items:
         managers = {f.get("manager") for f in item["metadata"].get("managedFields", [])}
-        assert "vcpl-rehearsal" in managers, f"{item['kind']}/{item['metadata']['name']}: managers {managers}"
+        assert "kustomize-controller" in managers, f"{item['kind']}/{item['metadata']['name']}: managers {managers}"
+        assert item["metadata"]["labels"].get("kustomize.toolkit.fluxcd.io/name") == f"{KEY[1]}-{KEY[0]}", item["metadata"]
     assert "would violate PodSecurity" not in synced.apply_stderr, synced.apply_stderr
 
 

@@ -20,8 +20,10 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from vcpl import paths, render
+from vcpl import paths, render, yamlio
 from vcpl.rehearsal import topology
+from vcpl.rehearsal.flux import KUSTOMIZATION
+from vcpl.sessions import manifests as simulators
 
 Doc = dict[str, Any]
 
@@ -317,7 +319,7 @@ def changed_paths(a: Any, b: Any, path: str = "") -> list[str]:
 
 def test_promotion_changes_exactly_the_gateway_image(synced: Any, scratch: Path) -> None:
     """`vcpl promote <venue> cert prod` in a scratch repo (cert given a new image first, as
-    tests/test_promote.py does), prod re-rendered and server-side applied: across every live object
+    tests/test_promote.py does), committed and synced by Flux: across every live object
     of the overlay exactly one field changes, the gateway StatefulSet's container image, and it
     becomes the image the promotion evidence records. The StatefulSet rolls onto it (kwok: no image
     is pulled)."""
@@ -340,7 +342,7 @@ def test_promotion_changes_exactly_the_gateway_image(synced: Any, scratch: Path)
     want = f"{image['newName']}:{image['newTag']}@{image['digest']}"
 
     docs = render_in(scratch, venue, "prod")
-    synced.cluster.apply(docs)
+    synced.sync_from(scratch, f"promote {venue} cert to prod", [f"{venue}-prod"])
     c.wait_statefulsets(ns, timeout=120)
     after = live_objects(synced, docs)
     assert set(after) == set(before), set(after) ^ set(before)
@@ -363,11 +365,13 @@ def run_drift(synced: Any, venue: str, env: str) -> subprocess.CompletedProcess[
 
 def test_drift_reports_a_hand_edit_and_clears_after_reapply(synced: Any) -> None:
     """A hand edit (`kubectl patch` of a ConfigMap's data) is reported by `vcpl drift` with the object
-    and the field; re-applying the overlay (what the next GitOps sync does) leaves no drift."""
+    and the field; the next GitOps sync (Flux asked to reconcile the overlay's Kustomization) leaves no drift."""
     c = synced.cluster
     key = synced.keys("cert")[0]
     venue, env = key[1], key[0]
     ns = synced.namespace(key)
+    # An earlier scenario's commit may still be reconciling here: it would undo the edit below.
+    synced.engine.wait_ready([f"{venue}-{env}"], revision=synced.commit)
     proc = run_drift(synced, venue, env)
     assert proc.returncode == 0 and "no drift" in proc.stdout, f"drift before any edit: rc={proc.returncode}\n{proc.stdout}{proc.stderr}"
     cm = next(d for d in synced.overlays[key] if d["kind"] == "ConfigMap" and d.get("data"))
@@ -379,7 +383,11 @@ def test_drift_reports_a_hand_edit_and_clears_after_reapply(synced: Any) -> None
     line = f"ConfigMap/{ns}/{cm['metadata']['name']}: changed"
     assert line in proc.stdout and f"data.{field}" in proc.stdout, proc.stdout
     assert len(proc.stdout.strip().splitlines()) == 1, proc.stdout
-    synced.cluster.apply(synced.overlays[key])
+    before = synced.engine.status()[f"{venue}-{env}"]["status"].get("lastHandledReconcileAt")
+    synced.engine.reconcile(KUSTOMIZATION, f"{venue}-{env}")
+    c.wait(f"Flux handles the reconcile request of {venue}-{env}",
+           lambda: synced.engine.status()[f"{venue}-{env}"]["status"].get("lastHandledReconcileAt") != before
+           and synced.engine.wait_ready([f"{venue}-{env}"]), timeout=120)
     proc = run_drift(synced, venue, env)
     assert proc.returncode == 0 and "no drift" in proc.stdout, proc.stdout + proc.stderr
 
@@ -387,7 +395,7 @@ def test_drift_reports_a_hand_edit_and_clears_after_reapply(synced: Any) -> None
 def test_config_change_rolls_the_statefulset_and_keeps_the_pvc(synced: Any, scratch: Path) -> None:
     """A run-book change that reaches the gateway configuration (the reconnect interval), regenerated
     and re-rendered in a scratch repo, changes the ConfigMap and the pod template's config-hash
-    annotation; applied, the StatefulSet gets a new controller revision, every pod is replaced onto
+    annotation; committed and synced by Flux, the StatefulSet gets a new controller revision, every pod is replaced onto
     it, and each PersistentVolumeClaim (the session state) keeps its UID. kwok: the new pod does not
     read the config or the volume; that the claim survives with the same identity is what is proven."""
     from ruamel.yaml import YAML
@@ -419,7 +427,7 @@ def test_config_change_rolls_the_statefulset_and_keeps_the_pvc(synced: Any, scra
     claims = {p["metadata"]["name"]: p["metadata"]["uid"] for p in c.get_json("pvc", "-n", ns)["items"]}
     assert claims and pods_before
 
-    c.apply(docs)
+    synced.sync_from(scratch, f"{venue}: reconnect interval + 1 s", [f"{venue}-{env}"])
     c.wait_statefulsets(ns, timeout=150)
     live = c.get_json("statefulset", "-n", ns, name)
     assert live["status"]["updateRevision"] != revision and live["status"]["currentRevision"] == live["status"]["updateRevision"]
@@ -431,3 +439,21 @@ def test_config_change_rolls_the_statefulset_and_keeps_the_pvc(synced: Any, scra
         assert p["metadata"]["labels"]["controller-revision-hash"] == live["status"]["updateRevision"]
     claims_after = {p["metadata"]["name"]: p["metadata"]["uid"] for p in c.get_json("pvc", "-n", ns)["items"]}
     assert claims_after == claims, (claims, claims_after)
+
+
+# --- the venue simulators the dev overlays point at ---------------------------------------------------------
+def test_venue_simulators_run_in_their_restricted_namespace(synced: Any) -> None:
+    """platform/venue-simulators applied: admitted by the restricted namespace without a Pod
+    Security warning, and every simulator Deployment becomes Available on the kwok nodes."""
+    c = synced.cluster
+    docs = yamlio.load_all(render.build_dir(simulators.ROOT))
+    proc = c.apply(docs)
+    assert "would violate PodSecurity" not in proc.stderr, proc.stderr
+    names = [d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"]
+    assert names
+
+    def available() -> bool:
+        items = c.get_json("deployments", "-n", simulators.NAMESPACE)["items"]
+        ready = {i["metadata"]["name"] for i in items if (i.get("status") or {}).get("availableReplicas") == 1}
+        return set(names) <= ready
+    c.wait("every venue simulator Available", available, timeout=180, diagnose=lambda: c.diagnose(simulators.NAMESPACE))

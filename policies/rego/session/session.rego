@@ -158,6 +158,22 @@ ordered_targets(name, source) := [p[2] |
 
 target_sources(name) := {t.source | some t in targets; t.service == name}
 
+# The run-book endpoints a source must connect to, in failover order. QuickFIX rotates through
+# every SocketConnectHost<n> on its own and logs on with its stored MsgSeqNum, so a DR endpoint
+# where the venue restarts or jumps the sequence (failoverSequence.dr reset or jump: used once the
+# venue declares DR) is not one of the engine's targets; the gateway switches to it from
+# gateway.json, which keeps every endpoint.
+expected_targets(service, source) := [ep |
+	some ep in lib.ordered_endpoints(service)
+	not declared_dr(service, ep, source)
+]
+
+declared_dr(service, ep, source) if {
+	source == "quickfix"
+	ep.role == "dr"
+	object.get(service, ["failoverSequence", "dr"], "continue") in {"reset", "jump"}
+}
+
 # Where a target's host and port are written; stunnel-resolved targets may name
 # another object (the stunnel `connect`) than the session that uses them.
 host_at(t) := [object.get(t, "hostObject", t.object), object.get(t, "hostField", t.field)]
@@ -238,8 +254,8 @@ target_findings contains result if {
 # Wrong host or port at a position, or a position holding another role's endpoint.
 target_findings contains result if {
 	some [_, service] in services_with_endpoints
-	eps := lib.ordered_endpoints(service)
 	some source in target_sources(service.name)
+	eps := expected_targets(service, source)
 	ts := ordered_targets(service.name, source)
 	some k, t in ts
 	k < count(eps)
@@ -256,8 +272,8 @@ target_findings contains result if {
 
 target_findings contains result if {
 	some [_, service] in services_with_endpoints
-	eps := lib.ordered_endpoints(service)
 	some source in target_sources(service.name)
+	eps := expected_targets(service, source)
 	ts := ordered_targets(service.name, source)
 	some k, t in ts
 	k < count(eps)
@@ -274,8 +290,8 @@ target_findings contains result if {
 
 target_findings contains result if {
 	some [_, service] in services_with_endpoints
-	eps := lib.ordered_endpoints(service)
 	some source in target_sources(service.name)
+	eps := expected_targets(service, source)
 	ts := ordered_targets(service.name, source)
 	some k, t in ts
 	k < count(eps)
@@ -293,8 +309,8 @@ target_findings contains result if {
 # Fewer targets than run-book endpoints: failover stops short.
 target_findings contains result if {
 	some [_, service] in services_with_endpoints
-	eps := lib.ordered_endpoints(service)
 	some source in target_sources(service.name)
+	eps := expected_targets(service, source)
 	ts := ordered_targets(service.name, source)
 	some k, exp in eps
 	k >= count(ts)
@@ -309,8 +325,8 @@ target_findings contains result if {
 # More targets than run-book endpoints: the engine fails over somewhere undeclared.
 target_findings contains result if {
 	some [_, service] in services_with_endpoints
-	eps := lib.ordered_endpoints(service)
 	some source in target_sources(service.name)
+	eps := expected_targets(service, source)
 	ts := ordered_targets(service.name, source)
 	some k, t in ts
 	k >= count(eps)

@@ -354,6 +354,38 @@ test_session_targets_rejects_missing_backup_in_gateway_json if {
 	fields(m, "session-targets") == {"data[gateway.json].services[0].endpoints"}
 }
 
+# A DR endpoint where the venue restarts the sequence (failoverSequence.dr: reset) is declared by
+# the venue before use: gateway.json lists it, QuickFIX must not rotate to it on its own.
+dr_endpoint := {"host": "fix-dr.venue.net", "port": 6121, "transport": "tls"}
+
+with_declared_dr(dr_policy, quickfix_targets_dr) := patched(array.concat(
+	[
+		{"op": "add", "path": "/runbook/services/0/environments/prod/endpoints/dr", "value": dr_endpoint},
+		{"op": "add", "path": "/runbook/services/0/failoverSequence", "value": {"backup": "continue", "dr": dr_policy}},
+		{"op": "add", "path": "/sessions/targets/-", "value": gateway_target("oe", 0, 2, "fix-dr.venue.net", 6121, "native")},
+	],
+	[{"op": "add", "path": "/sessions/targets/-", "value": stunnel_target(2, "fix-dr.venue.net", "oe-dr")} | quickfix_targets_dr],
+))
+
+test_session_targets_accepts_declared_dr_left_out_of_quickfix if {
+	count(findings(with_declared_dr("reset", false), "session-targets")) == 0
+}
+
+test_session_targets_rejects_declared_dr_in_quickfix_rotation if {
+	rs := findings(with_declared_dr("reset", true), "session-targets")
+	count(rs) == 1
+	some r in rs
+	r.details.field == "data[stunnel.conf][oe-dr].connect"
+	contains(r.msg, "not one of the run book's endpoints")
+}
+
+test_session_targets_rejects_continuing_dr_missing_from_quickfix if {
+	rs := findings(with_declared_dr("continue", false), "session-targets")
+	count(rs) == 1
+	some r in rs
+	contains(r.msg, "dr endpoint fix-dr.venue.net:6121")
+}
+
 test_session_targets_rejects_extra_target if {
 	extra := gateway_target("md", 1, 1, "ws2.venue.net", 443, "native")
 	m := patched([{"op": "add", "path": "/sessions/targets/-", "value": extra}])

@@ -1,0 +1,115 @@
+"""Feed family: real sandbox rehearsals of rendered overlays, and broken copies of them that the
+rehearsal must catch, naming venue, environment and the rendered field at fault."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from vcpl import paths, render
+from vcpl.errors import VcplError
+from vcpl.sessions import sandbox
+from vcpl.sessions.site import Finding
+
+CHECKS = {"lines", "arbitration", "recovery", "heartbeat", "line-loss", "delivery"}
+
+
+@pytest.fixture(autouse=True)
+def _needs_sandbox() -> None:
+    reason = sandbox.unavailable()
+    if reason:
+        pytest.skip(reason)
+    try:
+        render.build("dev", "nasdaq")
+    except VcplError as exc:
+        pytest.skip(f"kustomize is not usable here: {exc}")
+
+
+def _run(venue: str, env: str, overlay: Path | None = None) -> sandbox.Result:
+    return sandbox.run(venue, env, families=["feed"], overlay=overlay, timeout=120)
+
+
+def _failed(findings: list[Finding], venue: str, env: str, field: str) -> list[Finding]:
+    return [f for f in findings if not f.ok and f.venue == venue and f.env == env and f.field == field]
+
+
+@pytest.mark.parametrize(("venue", "env", "kinds"), [
+    ("nasdaq", "dev", ["udp-rerequest", "tcp-snapshot"]),
+    ("cme", "dev", ["tcp-replay"]),
+    ("nyse", "dev", ["multicast-retransmission"]),
+    ("hkex", "prod", ["tcp-replay"]),
+])
+def test_rendered_overlay_rehearses_clean(venue: str, env: str, kinds: list[str]) -> None:
+    result = _run(venue, env)
+    bad = [str(f) for f in result.findings if not f.ok]
+    assert not bad, "\n".join(bad) + "\n" + result.log[-2000:]
+    assert {f.check for f in result.findings} == CHECKS
+    recovery = [f for f in result.findings if f.check == "recovery"]
+    assert len(recovery) == len(kinds)
+    for finding, kind in zip(recovery, kinds):
+        assert kind in finding.detail
+    # The client's metrics: line b went down and came back; each recovery entry was asked.
+    line_b = [v for _, name, labels, v in result.samples if name == "vcpl_feed_line_up" and ("line", "b") in labels]
+    assert 0 in line_b[1:] and line_b[-1] == 1
+    asked = {dict(labels)["recovery"] for _, name, labels, _ in result.samples if name == "vcpl_recovery_requests_total"}
+    assert asked == {str(i) for i in range(len(kinds))}
+    assert any(name == "vcpl_feed_gap_packets_total" for _, name, _, _ in result.samples)
+    assert any(name == "vcpl_feed_last_packet_timestamp_seconds" for _, name, _, _ in result.samples)
+
+
+def _broken_overlay(tmp_path: Path, venue: str, env: str, mutate: Callable[[dict[str, Any]], None]) -> Path:
+    """A kustomization over the real overlay whose channels.json is the real one, mutated."""
+    objects = [o for o in yaml.safe_load_all(render.build(env, venue)) if o]
+    cm = next(o for o in objects if o["kind"] == "ConfigMap" and "channels.json" in o.get("data", {}))
+    doc = json.loads(cm["data"]["channels.json"])
+    mutate(doc)
+    patch = {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": cm["metadata"]["name"], "namespace": cm["metadata"]["namespace"]},
+             "data": {"channels.json": json.dumps(doc, indent=2, sort_keys=True) + "\n"}}
+    kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                     # kustomize takes a relative path only (an absolute one is refused).
+                     "resources": [os.path.relpath(paths.overlay_dir(env, venue).resolve(), tmp_path.resolve())],
+                     "patches": [{"patch": yaml.safe_dump(patch)}]}
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization), encoding="utf-8")
+    return tmp_path
+
+
+def _b_group(doc: dict[str, Any]) -> None:
+    doc["channels"][0]["b"]["group"] = "239.254.9.9"
+
+
+def _swap_interfaces(doc: dict[str, Any]) -> None:
+    ch = doc["channels"][0]
+    ch["a"]["interface"], ch["b"]["interface"] = ch["b"]["interface"], ch["a"]["interface"]
+
+
+def _a_port(doc: dict[str, Any]) -> None:
+    doc["channels"][0]["a"]["port"] += 7
+
+
+def _recovery_port(doc: dict[str, Any]) -> None:
+    doc["recovery"][0]["port"] += 1
+
+
+def _retransmission_group(doc: dict[str, Any]) -> None:
+    doc["recovery"][0]["a"]["group"] = "239.254.8.8"
+    doc["recovery"][0]["b"]["group"] = "239.254.8.9"
+
+
+@pytest.mark.parametrize(("venue", "env", "mutate", "fields"), [
+    ("nasdaq", "dev", _b_group, ["channels.json channels[1].b.group"]),
+    ("cme", "dev", _swap_interfaces, ["channels.json channels[348].a.interface", "channels.json channels[348].b.interface"]),
+    ("nyse", "prod", _a_port, ["channels.json channels[1].a.port"]),
+    ("nasdaq", "dev", _recovery_port, ["channels.json recovery[0].port"]),
+    ("cboe", "dev", _retransmission_group, ["channels.json recovery[0].a.group"]),
+], ids=["b-group", "interfaces-swapped", "a-port", "recovery-port", "retransmission-group"])
+def test_broken_rendering_is_named(tmp_path: Path, venue: str, env: str, mutate: Callable[[dict[str, Any]], None], fields: list[str]) -> None:
+    result = _run(venue, env, _broken_overlay(tmp_path, venue, env, mutate))
+    for field in fields:
+        assert _failed(result.findings, venue, env, field), (
+            f"no failed Finding naming {field}:\n" + "\n".join(map(str, result.findings)) + "\n" + result.log[-2000:])
