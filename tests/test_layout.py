@@ -1,6 +1,7 @@
 """Repository conventions: one object per file named <kind>.<name>.yaml, .yaml only, kustomization.yaml."""
 from __future__ import annotations
 
+import re
 import subprocess
 
 import yaml
@@ -13,6 +14,14 @@ OBJECT_DIRS = ("base", "components")
 def _tracked() -> list[str]:
     out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True)
     return [line for line in out.stdout.splitlines() if (ROOT / line).exists()]
+
+
+def test_file_names_are_portable() -> None:
+    """Letters, digits and ._/+- only: a stray file written by a tool through a dangling path (as
+    a QuickFIX engine once did into the repository root) is caught before it is committed."""
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True)
+    names = [n for n in out.stdout.split(b"\0") if n]
+    assert not [n for n in names if not re.fullmatch(rb"[A-Za-z0-9._/+-]+", n)]
 
 
 def test_no_yml_files() -> None:

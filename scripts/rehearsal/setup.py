@@ -291,15 +291,20 @@ def setup_kubernetes(force: bool) -> str:
 
 
 # --- kwok ------------------------------------------------------------------------------------------
-def setup_kwok(force: bool) -> str:
-    if not force and stamp_ok("kwok", KWOK, ("kwok",)):
+def go_install(tool: str, package: str, version: str, force: bool) -> str:
+    """`go install package@version` into BIN (for modules without replace directives)."""
+    if not force and stamp_ok(tool, version, (tool,)):
         return "up to date"
     env = go_env()
     env["GOBIN"] = str(BIN)
     BIN.mkdir(parents=True, exist_ok=True)
-    run(["go", "install", "-trimpath", "-ldflags=-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK}"], logname="kwok", env=env)
-    write_stamp("kwok", KWOK)
-    return KWOK
+    run(["go", "install", "-trimpath", "-ldflags=-s -w", f"{package}@{version}"], logname=tool, env=env)
+    write_stamp(tool, version)
+    return version
+
+
+def setup_kwok(force: bool) -> str:
+    return go_install("kwok", "sigs.k8s.io/kwok/cmd/kwok", KWOK, force)
 
 
 # --- libfaketime --------------------------------------------------------------------------------------
@@ -317,14 +322,7 @@ def setup_libfaketime(force: bool) -> str:
 
 # --- kind -------------------------------------------------------------------------------------------------
 def setup_kind(force: bool) -> str:
-    if not force and stamp_ok("kind", KIND, ("kind",)):
-        return "up to date"
-    env = go_env()
-    env["GOBIN"] = str(BIN)
-    BIN.mkdir(parents=True, exist_ok=True)
-    run(["go", "install", "-trimpath", "-ldflags=-s -w", f"sigs.k8s.io/kind@{KIND}"], logname="kind", env=env)
-    write_stamp("kind", KIND)
-    return KIND
+    return go_install("kind", "sigs.k8s.io/kind", KIND, force)
 
 
 # --- kyverno ----------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from vcpl import paths, render, yamlio
-from vcpl.rehearsal import controlplane, flux, gitserver, kind, topology
+from vcpl.rehearsal import controlplane, flux, gitserver, kind as kind_backend, topology
 from vcpl.rehearsal.controlplane import ControlPlane
 
 Doc = dict[str, Any]
@@ -63,9 +63,9 @@ def rehearsal_gate() -> None:
                   "run `make setup-rehearsal`")
     elif not shutil_which("openssl"):
         reason = "cluster rehearsal: the openssl CLI is not installed (it makes the throwaway CA)"
-    elif chosen == "kind" and kind.engine() is None:
+    elif chosen == "kind" and kind_backend.engine() is None:
         # Asked for explicitly: a missing engine is a failure, never a skip.
-        pytest.fail(f"cluster rehearsal: BACKEND=kind needs a running container engine ({' or '.join(kind.ENGINES)}); "
+        pytest.fail(f"cluster rehearsal: BACKEND=kind needs a running container engine ({' or '.join(kind_backend.ENGINES)}); "
                     "none answers here. Run `make rehearse` without BACKEND (local processes + kwok)", pytrace=False)
     if reason:
         if os.environ.get(REQUIRED_ENV) == "1":
@@ -324,7 +324,7 @@ def persistent_volumes(overlays: dict[Key, list[Doc]], replicas: dict[Key, int],
 def control_plane() -> Iterator[Cluster]:
     rehearsal_gate()
     t0 = time.monotonic()
-    with (kind.KindCluster() if backend() == "kind" else ControlPlane()) as cp:
+    with (kind_backend.KindCluster() if backend() == "kind" else ControlPlane()) as cp:
         cluster = Cluster(cp)
         cluster.started_in = time.monotonic() - t0  # type: ignore[attr-defined]
         yield cluster

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import functools
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,9 @@ import yaml
 from vcpl import paths, render, runbook, schedule
 from vcpl.errors import VcplError
 from vcpl.sessions import promreplay, sandbox
+
+from .gate import gate
+from .overlays import overlay_copy
 
 # (venue, env) -> families rehearsed: an order-entry session plus a multicast feed, a WebSocket
 # stream, and a FIX session driven by the real QuickFIX engine.
@@ -59,9 +61,7 @@ def _rehearsal(venue: str, env: str) -> sandbox.Result:
 
 
 def _recorded(venue: str, env: str) -> sandbox.Result:
-    reason = _skip_reason(venue, env)
-    if reason:
-        pytest.skip(reason)
+    gate(_skip_reason(venue, env))
     result = _rehearsal(venue, env)
     assert result.samples, f"{venue} {env}: the rehearsal recorded no series\n{result.log[-2000:]}"
     return result
@@ -182,12 +182,8 @@ def test_cli_finding_names_the_rule_and_overlay(tmp_path: Path) -> None:
                               for ri, r in enumerate(g["rules"]) if r.get("alert") == "VenueSessionDown")
     expr = rule_doc["spec"]["groups"][group_index]["rules"][index]["expr"].replace(") == 0 and", ") == 1 and")
     patch = [{"op": "replace", "path": f"/spec/groups/{group_index}/rules/{index}/expr", "value": expr}]
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        # kustomize refuses absolute resource roots: a path relative to the kustomization.
-        "resources": [os.path.relpath(paths.overlay_dir("dev", "nasdaq").resolve(), tmp_path.resolve())],
-        "patches": [{"target": {"kind": "PrometheusRule", "name": rule_doc["metadata"]["name"]}, "patch": yaml.safe_dump(patch)}],
-    }))
-    [bad] = promreplay.findings(result, overlay=tmp_path)
+    overlay = overlay_copy(tmp_path, "nasdaq", "dev",
+                           [{"target": {"kind": "PrometheusRule", "name": rule_doc["metadata"]["name"]}, "patch": yaml.safe_dump(patch)}])
+    [bad] = promreplay.findings(result, overlay=overlay)
     assert not bad.ok and (bad.venue, bad.env) == ("nasdaq", "dev"), bad
     assert "PrometheusRule" in bad.field and "VenueSessionDown" in bad.detail, bad

@@ -2,18 +2,17 @@
 fail on broken copies of an overlay."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-import yaml
 
-from vcpl import paths, render
+from vcpl import render
 from vcpl.errors import VcplError
 from vcpl.sessions import sandbox
 from vcpl.sessions.site import Finding
+
+from .overlays import config_patch, json_edit, overlay_copy, statefulset_patch
 
 
 def _available() -> None:
@@ -33,24 +32,10 @@ def _run(venue: str, env: str, overlay: Path | None = None) -> list[Finding]:
 
 def _broken(tmp_path: Path, venue: str, env: str, gateway: Callable[[dict[str, Any]], None] | None = None,
             json6902: list[dict[str, Any]] | None = None) -> Path:
-    """A kustomization over overlays/<env>/<venue> (a relative path: kustomize refuses absolute ones) that changes gateway.json (by a patched
-    ConfigMap value computed from the real render) or the StatefulSet."""
-    objects = [o for o in yaml.safe_load_all(render.build(env, venue)) if o]
-    kust: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                            "resources": [os.path.relpath(paths.overlay_dir(env, venue).resolve(), tmp_path.resolve())], "patches": []}
-    if gateway:
-        cm = next(o for o in objects if o.get("kind") == "ConfigMap" and "gateway.json" in o.get("data", {}))
-        data = json.loads(cm["data"]["gateway.json"])
-        gateway(data)
-        patch = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm["metadata"]["name"], "namespace": cm["metadata"].get("namespace")},
-                 "data": {"gateway.json": json.dumps(data, indent=2, sort_keys=True) + "\n"}}
-        (tmp_path / "gateway-patch.yaml").write_text(yaml.safe_dump(patch), encoding="utf-8")
-        kust["patches"].append({"path": "gateway-patch.yaml"})
-    if json6902:
-        sts = next(o for o in objects if o.get("kind") == "StatefulSet")
-        kust["patches"].append({"target": {"kind": "StatefulSet", "name": sts["metadata"]["name"]}, "patch": yaml.safe_dump(json6902)})
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kust), encoding="utf-8")
-    return tmp_path
+    """The overlay with its gateway.json mutated by `gateway` and/or its StatefulSet patched."""
+    patches = [config_patch(venue, env, "gateway.json", json_edit(gateway))] if gateway else []
+    patches += [statefulset_patch(json6902)] if json6902 else []
+    return overlay_copy(tmp_path, venue, env, patches)
 
 
 def _service(data: dict[str, Any], name: str) -> dict[str, Any]:

@@ -3,46 +3,28 @@ acceptor derived from the run book, and every check is shown to fail on a delibe
 copy of an overlay."""
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-import yaml
 
-from vcpl import paths
 from vcpl.sessions import fix, sandbox
 from vcpl.sessions import site as site_mod
+
+from .gate import gate
+from .overlays import config_patch, overlay_copy, statefulset_patch
 
 GOOD = [("coinbase", "dev"), ("ice", "dev"), ("nyse", "dev"), ("ice", "prod"), ("coinbase", "prod"), ("nyse", "prod")]
 
 
 @pytest.fixture(autouse=True)
-def _fix_engine_available(gate: Any) -> None:
+def _fix_engine_available() -> None:
     gate(fix.unavailable())
 
 
-def _overlay_dir(env: str, venue: str) -> Path:
-    return (paths.OVERLAYS / env / venue).resolve()
-
-
-def _session_cfg_patch(tmp: Path, venue: str, env: str, edit) -> Path:  # type: ignore[no-untyped-def]
-    site = site_mod.load(venue, env)
-    name = next(o["metadata"]["name"] for o in site.objects if o["kind"] == "ConfigMap" and "session.cfg" in o.get("data", {}))
-    text = edit(site.session_cfg)
-    assert text != site.session_cfg, "the edit must change session.cfg"
-    patch = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"session.cfg": text}}
-    return _kustomization(tmp, venue, env, [{"patch": yaml.safe_dump(patch)}])
-
-
-def _kustomization(tmp: Path, venue: str, env: str, patches: list[dict]) -> Path:  # type: ignore[type-arg]
-    tmp.mkdir(parents=True, exist_ok=True)
-    # kustomize refuses an absolute path in resources: point at the overlay relatively.
-    doc = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-           "resources": [os.path.relpath(_overlay_dir(env, venue), tmp)], "patches": patches}
-    (tmp / "kustomization.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return tmp
+def _session_cfg_patch(tmp: Path, venue: str, env: str, edit: Callable[[str], str]) -> Path:
+    return overlay_copy(tmp, venue, env, [config_patch(venue, env, "session.cfg", edit)])
 
 
 def _replace(old: str, new: str):  # type: ignore[no-untyped-def]
@@ -61,7 +43,7 @@ def _swap_hosts(text: str) -> str:
 def _empty_dir(tmp: Path, venue: str, env: str) -> Path:
     ops = [{"op": "remove", "path": "/spec/volumeClaimTemplates"},
            {"op": "add", "path": "/spec/template/spec/volumes/-", "value": {"name": "session-state", "emptyDir": {}}}]
-    return _kustomization(tmp, venue, env, [{"target": {"kind": "StatefulSet", "name": "venue-gateway"}, "patch": yaml.safe_dump(ops)}])
+    return overlay_copy(tmp, venue, env, [statefulset_patch(ops)])
 
 
 def _rotate_to_dr(text: str) -> str:

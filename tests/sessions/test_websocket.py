@@ -2,19 +2,18 @@
 the rehearsal must catch, naming venue, environment and the rendered field at fault."""
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from vcpl import paths, render
+from vcpl import render
 from vcpl.errors import VcplError
 from vcpl.sessions import sandbox
 from vcpl.sessions.site import Finding
+
+from .overlays import config_patch, json_edit, overlay_copy
 
 CHECKS = {"logon", "heartbeat", "sequence", "reconnect", "reconnect-storm"}
 
@@ -71,20 +70,8 @@ def test_rendered_overlay_rehearses_clean(venue: str, env: str, service: str, se
 
 
 def _broken_overlay(tmp_path: Path, venue: str, env: str, mutate: Callable[[dict[str, Any]], None]) -> Path:
-    """A kustomization over the real overlay whose gateway.json is the real one, mutated."""
-    objects = [o for o in yaml.safe_load_all(render.build(env, venue)) if o]
-    cm = next(o for o in objects if o["kind"] == "ConfigMap" and "gateway.json" in o.get("data", {}))
-    doc = json.loads(cm["data"]["gateway.json"])
-    mutate(doc)
-    patch = {"apiVersion": "v1", "kind": "ConfigMap",
-             "metadata": {"name": cm["metadata"]["name"], "namespace": cm["metadata"]["namespace"]},
-             "data": {"gateway.json": json.dumps(doc, indent=2, sort_keys=True) + "\n"}}
-    kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                     # kustomize takes a relative path only (an absolute one is refused).
-                     "resources": [os.path.relpath(paths.overlay_dir(env, venue).resolve(), tmp_path.resolve())],
-                     "patches": [{"patch": yaml.safe_dump(patch)}]}
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization), encoding="utf-8")
-    return tmp_path
+    """The overlay with its gateway.json mutated."""
+    return overlay_copy(tmp_path, venue, env, [config_patch(venue, env, "gateway.json", json_edit(mutate))])
 
 
 def _service(doc: dict[str, Any], name: str) -> dict[str, Any]:

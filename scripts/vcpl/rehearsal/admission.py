@@ -27,10 +27,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import ssl
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -43,11 +41,12 @@ from vcpl.rehearsal.controlplane import (
     RehearsalError,
     Supervised,
     ToolchainMissing,
-    _deathsig,
     _tail,
     bin_dir,
     free_ports,
     probe,
+    start_logged,
+    stop_group,
 )
 
 KYVERNO_VERSION = "v1.19.0"
@@ -157,18 +156,8 @@ class Kyverno(Supervised):
         env = dict(os.environ, KYVERNO_NAMESPACE=NAMESPACE, KYVERNO_POD_NAME="kyverno-rehearsal",
                    KYVERNO_SERVICEACCOUNT_NAME="kyverno", KYVERNO_DEPLOYMENT="kyverno", KYVERNO_SVC="kyverno-svc",
                    INIT_CONFIG="kyverno", METRICS_CONFIG="kyverno-metrics")
-        log = self.log_path.open("wb")
         t1 = time.monotonic()
-        try:
-            self.proc = subprocess.Popen(
-                [str(self.cp.bin / "kyverno"), *self.flags], stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, cwd=self.cp.dir, env=env, start_new_session=True,
-                preexec_fn=_deathsig if sys.platform == "linux" else None,
-            )
-        except OSError as exc:
-            raise RehearsalError(f"cluster rehearsal: cannot start kyverno: {exc}") from None
-        finally:
-            log.close()
+        self.proc = start_logged("kyverno", [str(self.cp.bin / "kyverno"), *self.flags], self.log_path, self.cp.dir, env)
         self._wait_ready()
         self.timings["kyverno ready"] = time.monotonic() - t1
 
@@ -247,17 +236,5 @@ class Kyverno(Supervised):
     # -- stop --
     def stop(self, grace: float = 15.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+        if proc is not None:
+            stop_group(proc, grace)

@@ -177,6 +177,39 @@ def _tail(path: Path, lines: int = 8) -> str:
     return " | ".join(line.strip()[:300] for line in text[-lines:]) or "(empty log)"
 
 
+def start_logged(name: str, argv: Sequence[str], log: Path, cwd: Path,
+                 env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a rehearsal process in a session of its own (so its whole group can be stopped), its
+    output in `log`, and (Linux) killed should this process die first."""
+    handle = log.open("wb")
+    try:
+        return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
+                                cwd=cwd, env=env, start_new_session=True,
+                                preexec_fn=_deathsig if sys.platform == "linux" else None)
+    except OSError as exc:
+        raise RehearsalError(f"cluster rehearsal: cannot start {name}: {exc}") from None
+    finally:
+        handle.close()
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the process's group, SIGKILL it after `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
 class ControlPlane(Supervised):
     """Context manager; see the module docstring. Attributes once entered: dir, kubeconfig,
     server (https URL), ports (name -> port), bin (the binary folder)."""
@@ -311,16 +344,7 @@ class ControlPlane(Supervised):
         self._wait_http("kwok", f"http://127.0.0.1:{p['kwok']}/healthz", None, lambda b: True)
 
     def _spawn(self, name: str, args: Sequence[str]) -> None:
-        log = self.log_path(name).open("wb")
-        try:
-            self.procs[name] = subprocess.Popen(
-                [str(self.bin / name), *args], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.dir, start_new_session=True, preexec_fn=_deathsig if sys.platform == "linux" else None,
-            )
-        except OSError as exc:
-            raise RehearsalError(f"cluster rehearsal: cannot start {name}: {exc}") from None
-        finally:
-            log.close()
+        self.procs[name] = start_logged(name, [str(self.bin / name), *args], self.log_path(name), self.dir)
 
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from typing import Any
 import yaml
 
 from vcpl import paths
-from vcpl.rehearsal.controlplane import ControlPlane, RehearsalError, Supervised, ToolchainMissing, _deathsig, _tail, free_ports, probe
+from vcpl.rehearsal.controlplane import ControlPlane, RehearsalError, Supervised, ToolchainMissing, _tail, free_ports, probe, start_logged, stop_group
 
 NAMESPACE = "flux-system"
 CONTROLLERS = ("source-controller", "kustomize-controller")
@@ -101,16 +99,8 @@ class Flux(Supervised):
                 time.sleep(0.3)
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = self.cp.log_path(name).open("wb")
         env = dict(os.environ, KUBECONFIG=str(self.cp.kubeconfig), RUNTIME_NAMESPACE=NAMESPACE)
-        try:
-            self.procs[name] = subprocess.Popen(
-                [str(self.cp.bin / name), *args], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.cp.dir, env=env, start_new_session=True, preexec_fn=_deathsig if sys.platform == "linux" else None)
-        except OSError as exc:
-            raise RehearsalError(f"cluster rehearsal: cannot start {name}: {exc}") from None
-        finally:
-            log.close()
+        self.procs[name] = start_logged(name, [str(self.cp.bin / name), *args], self.cp.log_path(name), self.cp.dir, env)
 
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -157,20 +147,7 @@ class Flux(Supervised):
     def stop(self, grace: float = 10.0) -> None:
         procs, self.procs = self.procs, {}
         for proc in procs.values():
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait(timeout=10)
+            stop_group(proc, grace)
 
 
 def describe(items: dict[str, dict[str, Any]]) -> str:

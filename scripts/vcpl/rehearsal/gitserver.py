@@ -7,6 +7,7 @@ developer has on disk, committed or not.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -25,12 +26,10 @@ def _git(*args: str, cwd: Path, env: dict[str, str] | None = None, input_: bytes
     proc = subprocess.run(["git", *args], cwd=cwd, env=env, input=input_, capture_output=True)
     if proc.returncode != 0:
         raise VcplError(f"git {' '.join(args[:2])} in {cwd}: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.stdout.decode()
+    return os.fsdecode(proc.stdout)  # file names need not be UTF-8
 
 
 def _env() -> dict[str, str]:
-    import os
-
     return {**os.environ, **_AUTHOR, "GIT_CONFIG_NOSYSTEM": "1", "HOME": os.environ.get("HOME", "/tmp")}
 
 
@@ -127,8 +126,8 @@ class GitServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     def __enter__(self) -> GitServer:
         self._thread.start()

@@ -31,9 +31,11 @@ WORKER_TIMEOUT = 150
 def unavailable() -> str | None:
     """Why the FIX rehearsal cannot run here, or None."""
     try:
-        import quickfix  # noqa: F401
+        import quickfix  # type: ignore[import-untyped]  # noqa: F401
     except ImportError as exc:
-        return f"the QuickFIX engine is not importable ({exc}); pip install quickfix==1.16.0"
+        return f"the QuickFIX engine is not importable ({exc}): run `make setup-sessions`"
+    if faketime_lib() is None and os.environ.get("VCPL_FIX_FAKETIME") != "0":
+        return f"libfaketime is not installed (none of {', '.join(FAKETIME_LIBS)}): run `make setup-sessions`"
     return None
 
 

@@ -18,31 +18,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import quickfix as fix
+import quickfix as fix  # type: ignore[import-untyped]
 
+from vcpl.model.sessions import parse_quickfix
 from vcpl.sessions.fix_sim import LOGON_FIELDS, SOH, mono, parse, relay
 
 Emit = Callable[[str, str, float, str], None]  # (set|inc, metric, value, service)
 
 
 def cfg_values(text: str) -> list[dict[str, str]]:
-    """[DEFAULT] merged into each [SESSION] of a QuickFIX settings file."""
-    default: dict[str, str] = {}
-    sessions: list[dict[str, str]] = []
-    current: dict[str, str] | None = None
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line == "[DEFAULT]":
-            current = default
-        elif line == "[SESSION]":
-            current = {}
-            sessions.append(current)
-        elif current is not None and "=" in line:
-            key, _, value = line.partition("=")
-            current[key.strip()] = value.strip()
-    return [{**default, **s} for s in sessions]
+    """[DEFAULT] merged into each [SESSION] of a QuickFIX settings file (the gate's parser)."""
+    return [session["settings"] for session in parse_quickfix(text)[1]]
 
 
 def stunnel_services(objects: list[dict[str, Any]]) -> dict[int, dict[str, str]]:

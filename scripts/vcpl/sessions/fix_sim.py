@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import quickfix as fix
+import quickfix as fix  # type: ignore[import-untyped]
 
 from vcpl.endpoints import endpoint_roles
 from vcpl.sessions.site import Site, credential_value
@@ -147,7 +147,7 @@ class Expect:
                 want = coinbase_signature(f, values.get("passphrase", ""), values[key])
                 if f.get(96) != want:
                     problems.append((secret, "RawData(96) is not the HMAC-SHA256 signature of the Logon with this secret"))
-            elif f.get(carrier) != values[key]:
+            elif isinstance(carrier, int) and f.get(carrier) != values[key]:
                 got = "absent" if carrier not in f else "a different value"
                 problems.append((secret, f"Logon tag {carrier} must carry it; got {got}"))
         return problems
@@ -238,12 +238,12 @@ def relay(client: socket.socket, server: socket.socket, record: Connection | Non
     import select
 
     head = b""
-    peers = {client: server, server: client}
+    peers: dict[socket.socket, socket.socket] = {client: server, server: client}
     try:
         while True:
-            ready = [s for s in peers if isinstance(s, ssl.SSLSocket) and s.pending()]
+            ready: list[socket.socket] = [s for s in peers if isinstance(s, ssl.SSLSocket) and s.pending()]
             if not ready:
-                ready, _, _ = select.select(list(peers), [], [], 1.0)
+                ready = select.select(list(peers), [], [], 1.0)[0]
             for src in ready:
                 data = src.recv(65536)
                 if not data:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import quickfix as fix
+import quickfix as fix  # type: ignore[import-untyped]
 
 from vcpl import schedule as sched
 from vcpl.sessions.fix_client import Client, cfg_values, probe, start_sidecars
@@ -367,7 +367,7 @@ class Rehearsal:
     def _restart(self, venue: Venue, e: Expect, client: Client, expected: int, seen: int) -> None:
         conn = next((c for c in venue.connections[seen:] if c.logon), None)
         store = next((s.get("FileStorePath") for s in client.sessions if s.get("SenderCompID") == e.sender), None) or \
-            (client.sessions[0].get("FileStorePath") if client.sessions else "?")
+            (client.sessions[0].get("FileStorePath", "?") if client.sessions else "?")
         on = "a claim (PVC)" if self.site.state_is_persistent(store) else "a volume a pod restart empties (emptyDir)"
         if conn is None or conn.logon is None:
             self.add("restart-sequence", "session.cfg FileStorePath", False, f"after the pod restart no Logon reached the venue within {e.reconnect_interval + 3} s")
@@ -418,13 +418,15 @@ class Rehearsal:
                  + (f"; {why}" if why else ""))
         n = len(venue.connections)
         self.clock.set(reopen + 1)
-        wait_for(lambda: client.app.logged_on, 4)
+        # The engine notices the new session period on its next reconnect tick, up to ReconnectInterval later.
+        reopen_wait = e.reconnect_interval + 4
+        wait_for(lambda: client.app.logged_on, reopen_wait)
         conn = next((c for c in venue.connections[n:] if c.logon), None)
         seq = int(conn.logon.get(34, "0")) if conn and conn.logon else None
         ok = client.app.logged_on and seq == 1
         self.add("sequence-reset", "session.cfg StartTime", ok,
                  f"run book cadence {e.cadence}: at the next open {fmt(reopen)} the engine "
-                 + (f"logged on with MsgSeqNum {seq} (expected 1, a new session period)" if seq is not None else "sent no Logon within 4 s"))
+                 + (f"logged on with MsgSeqNum {seq} (expected 1, a new session period)" if seq is not None else f"sent no Logon within {reopen_wait:g} s"))
 
 
 def main() -> int:

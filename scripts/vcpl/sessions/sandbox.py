@@ -42,15 +42,17 @@ class Context:
     root: Path             # where the pod's files are (/ inside the sandbox)
     work: Path             # scratch for the simulator (its own stores, logs)
     metrics: Recorder
+    scratch: Path          # the sandbox's own scratch (overlay layers, claims)
 
     def restart_gateway(self) -> None:
-        """Volumes after a pod restart: each emptyDir is a fresh tmpfs again, a claim is kept."""
+        """Volumes after a pod restart: each emptyDir is empty again, a claim is kept."""
         if os.environ.get(INSIDE_ENV) != "1":
             raise VcplError("restart_gateway() outside the session sandbox: it would touch the host's directories")
         for mount in self.site.mounts:
             if mount.writable and not mount.persistent:
-                subprocess.run(["umount", mount.path], check=True, capture_output=True)
-                _tmpfs(mount.path)
+                # Lazy: a process may still hold a file there (the venv's python, under /tmp in a CI clone).
+                subprocess.run(["umount", "--lazy", mount.path], check=True, capture_output=True)
+                _empty_dir(mount.path, self.scratch)
 
 
 def unavailable() -> str | None:
@@ -77,22 +79,29 @@ def _ip(*args: str) -> None:
 
 
 def _overlay(directory: str, scratch: Path) -> None:
-    upper, workdir = scratch / "upper" / directory.strip("/").replace("/", "_"), scratch / "ovl-work" / directory.strip("/").replace("/", "_")
-    upper.mkdir(parents=True)
-    workdir.mkdir(parents=True)
-    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={directory},upperdir={upper},workdir={workdir}", directory],
-                   check=True, capture_output=True)
+    """Writes under `directory` go to a fresh layer in the scratch; the host's files stay visible."""
+    layer = Path(tempfile.mkdtemp(prefix=directory.strip("/").replace("/", "_") + "-", dir=scratch))
+    (layer / "upper").mkdir()
+    (layer / "work").mkdir()
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={directory},upperdir={layer / 'upper'},workdir={layer / 'work'}",
+                    directory], check=True, capture_output=True)
 
 
-def _tmpfs(path: str) -> None:
+def _empty_dir(path: str, scratch: Path) -> None:
+    """An emptyDir: a tmpfs (what the kubelet makes for medium Memory); where the path already
+    exists on the host (/tmp), an overlay instead, since the repository or the venv may live there
+    (a CI clone in /tmp): what the gateway writes is still discarded at each restart."""
+    if Path(path).is_dir() and any(Path(path).iterdir()):
+        _overlay(path, scratch)
+        return
     Path(path).mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=1777", "tmpfs", path], check=True, capture_output=True)
 
 
 def enter(site: Site, scratch: Path) -> None:
     """Build the pod's view inside fresh namespaces (call only in the unshared process):
-    private overlays where files are written, a tmpfs per emptyDir (as the kubelet makes for
-    medium Memory), a directory of the scratch bind-mounted per claim (it survives a restart)."""
+    private overlays where files are written, an empty directory per emptyDir (`_empty_dir`), a
+    directory of the scratch bind-mounted per claim (it survives a restart)."""
     if os.environ.get(INSIDE_ENV) != "1":
         raise VcplError("sandbox.enter() outside the unshared sandbox process")
     subprocess.run(["mount", "--make-rprivate", "/"], check=True, capture_output=True)
@@ -105,7 +114,7 @@ def enter(site: Site, scratch: Path) -> None:
             Path(mount.path).mkdir(parents=True, exist_ok=True)
             subprocess.run(["mount", "--bind", str(claim), mount.path], check=True, capture_output=True)
         elif mount.writable:
-            _tmpfs(mount.path)
+            _empty_dir(mount.path, scratch)
     _ip("link", "set", "lo", "up")
     for address in sorted(set(site.hosts.values())):
         if not address.startswith("127."):
@@ -131,7 +140,7 @@ def _inside(venue: str, env: str, families: list[str] | None, overlay: Path | No
     with tempfile.TemporaryDirectory(prefix=f"vcpl-sandbox-{venue}-{env}-", dir=os.environ.get(WORK_BASE_ENV, DEFAULT_WORK_BASE)) as tmp:
         scratch = Path(tmp)
         enter(site, scratch)
-        ctx = Context(site, Path("/"), scratch / "venue", Recorder(venue, env))
+        ctx = Context(site, Path("/"), scratch / "venue", Recorder(venue, env), scratch)
         ctx.work.mkdir()
         findings = families_mod.rehearse(ctx, families)
         print(RESULT_MARK + json.dumps({"findings": [f.as_dict() for f in findings],
@@ -168,7 +177,9 @@ def run(venue: str, env: str, families: list[str] | None = None, timeout: float 
     child_env = dict(os.environ, **{INSIDE_ENV: "1"})
     cmd = unshare_prefix() + [sys.executable, "-m", "vcpl.sessions.sandbox", venue, env] + (["--families", ",".join(families)] if families else []) + (["--overlay", str(overlay)] if overlay else [])
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=child_env)
+        # Not run from the repository: nothing written by a relative path may land in it.
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=child_env,
+                              cwd=os.environ.get(WORK_BASE_ENV, DEFAULT_WORK_BASE))
     except subprocess.TimeoutExpired as exc:
         raise VcplError(f"{venue} {env}: the session rehearsal did not finish within {timeout:.0f}s") from exc
     for line in reversed(proc.stdout.splitlines()):

@@ -90,7 +90,7 @@ _STARTERS = {"fix": _start_fix, "binary": _start_binary, "feed": _start_feed, "w
 
 
 def _endpoint_hosts(site: Site, service: dict[str, Any]) -> set[str]:
-    rendered = next((s for s in site.gateway.get("services", []) if s["name"] == service["name"]), {})
+    rendered: dict[str, Any] = next((s for s in site.gateway.get("services", []) if s["name"] == service["name"]), {})
     return {e["host"] for e in rendered.get("endpoints", [])}
 
 
