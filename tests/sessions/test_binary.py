@@ -7,26 +7,13 @@ from typing import Any, Callable
 
 import pytest
 
-from vcpl import render
-from vcpl.errors import VcplError
 from vcpl.sessions import sandbox
 from vcpl.sessions.site import Finding
 
 from .overlays import config_patch, json_edit, overlay_copy, statefulset_patch
 
 
-def _available() -> None:
-    reason = sandbox.unavailable()
-    if reason:
-        pytest.skip(reason)
-    try:
-        render.tool("kustomize")
-    except (VcplError, Exception) as exc:  # noqa: BLE001 - any missing tool skips
-        pytest.skip(f"kustomize is not available: {exc}")
-
-
 def _run(venue: str, env: str, overlay: Path | None = None) -> list[Finding]:
-    _available()
     return sandbox.run(venue, env, families=["binary"], overlay=overlay).findings
 
 

@@ -8,30 +8,12 @@ from typing import Any
 
 import pytest
 
-from vcpl import render
-from vcpl.errors import VcplError
 from vcpl.sessions import sandbox
 from vcpl.sessions.site import Finding
 
 from .overlays import config_patch, json_edit, overlay_copy
 
 CHECKS = {"logon", "heartbeat", "sequence", "reconnect", "reconnect-storm"}
-
-
-@pytest.fixture(autouse=True)
-def _needs_sandbox() -> None:
-    reason = sandbox.unavailable()
-    if reason:
-        pytest.skip(reason)
-    for module in ("websockets", "cryptography"):
-        try:
-            __import__(module)
-        except ImportError:
-            pytest.skip(f"the WebSocket rehearsal needs the {module} package in .venv")
-    try:
-        render.build("dev", "kraken")
-    except VcplError as exc:
-        pytest.skip(f"kustomize is not usable here: {exc}")
 
 
 def _run(venue: str, env: str, overlay: Path | None = None) -> sandbox.Result:
