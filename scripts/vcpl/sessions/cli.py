@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,16 @@ def selected(venue: str | None, env: str | None) -> list[tuple[str, str]]:
     return sorted(combos)
 
 
+# pykwalify keeps one ruamel parser per process, which two threads loading a run book at once
+# corrupt ("found another document"): the replays, which load run books, take turns.
+_REPLAY = threading.Lock()
+
+
 def rehearse_and_replay(venue: str, env: str, only: list[str] | None) -> sandbox.Result:
     """One overlay's sandbox, then its recorded series replayed into its own alert rules (promtool)."""
     result = sandbox.run(venue, env, only)
-    result.findings.extend(promreplay.findings(result))
+    with _REPLAY:
+        result.findings.extend(promreplay.findings(result))
     return result
 
 
@@ -40,6 +47,9 @@ def rehearse_all(combos: list[tuple[str, str]], jobs: int, only: list[str] | Non
                 results.append(future.result())
             except VcplError as exc:
                 errors.append(str(exc))
+            except Exception as exc:  # a harness fault in one overlay must not hide the others' results
+                venue, env = futures[future]
+                errors.append(f"{venue} {env}: {type(exc).__name__}: {exc}")
     results.sort(key=lambda r: (r.venue, r.env))
     return results, errors
 

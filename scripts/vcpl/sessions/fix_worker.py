@@ -129,17 +129,22 @@ class Rehearsal:
         self.failed_over_to = ""
         self.findings: list[Finding] = []
         self.cfg_path = site.path_of("session.cfg") or "/etc/venue-gateway/fix/session.cfg"
+        # Every venue and client made, referenced until the process exits: QuickFIX crashes when
+        # an acceptor or initiator object is destroyed while its threads still run.
+        self.engines: list[Any] = []
 
     def add(self, check: str, field: str, ok: bool, detail: str) -> None:
         self.findings.append(self.site.finding(self.name, check, field, ok, detail))
 
     def new_client(self) -> Client:
         client = Client(self.cfg_path, self.site.gateway, self.site.objects, emit)
+        self.engines.append(client)
         client.start()
         return client
 
     def run(self) -> list[Finding]:
         venue = Venue(self.site, self.service, self.work)
+        self.engines.append(venue)
         e = venue.expect
         for field, detail in venue.problems:
             self.add("endpoint", field, False, detail)
@@ -418,8 +423,9 @@ class Rehearsal:
                  + (f"; {why}" if why else ""))
         n = len(venue.connections)
         self.clock.set(reopen + 1)
-        # The engine notices the new session period on its next reconnect tick, up to ReconnectInterval later.
-        reopen_wait = e.reconnect_interval + 4
+        # The engine notices the new session period on its next reconnect tick, and that tick may
+        # go to any host of its rotation first: allow one full rotation.
+        reopen_wait = max(1, len(client_hosts(client))) * e.reconnect_interval + 4
         wait_for(lambda: client.app.logged_on, reopen_wait)
         conn = next((c for c in venue.connections[n:] if c.logon), None)
         seq = int(conn.logon.get(34, "0")) if conn and conn.logon else None
@@ -429,13 +435,20 @@ class Rehearsal:
                  + (f"logged on with MsgSeqNum {seq} (expected 1, a new session period)" if seq is not None else f"sent no Logon within {reopen_wait:g} s"))
 
 
+def client_hosts(client: Client) -> list[str]:
+    """The SocketConnectHost<n> the engine rotates through (all its sessions)."""
+    return [v for s in client.sessions for k, v in s.items() if k.startswith("SocketConnectHost")]
+
+
 def main() -> int:
     with open(sys.argv[1], "rb") as fh:
         site, services, work = pickle.load(fh)
     clock = Clock()
     findings: list[Finding] = []
-    for service in services:
-        findings += Rehearsal(site, service, Path(work), clock).run()
+    # Kept alive until the process exits, with the engines they made (see Rehearsal.engines).
+    rehearsals = [Rehearsal(site, service, Path(work), clock) for service in services]
+    for rehearsal in rehearsals:
+        findings += rehearsal.run()
     send("FIXRESULT", [f.as_dict() for f in findings])
     os._exit(0)  # the engine's threads need not be joined
 

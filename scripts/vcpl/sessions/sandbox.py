@@ -139,6 +139,9 @@ def _inside(venue: str, env: str, families: list[str] | None, overlay: Path | No
     site = site_mod.load(venue, env, overlay)
     with tempfile.TemporaryDirectory(prefix=f"vcpl-sandbox-{venue}-{env}-", dir=os.environ.get(WORK_BASE_ENV, DEFAULT_WORK_BASE)) as tmp:
         scratch = Path(tmp)
+        # Anything a tool writes by a relative path (the FIX engine has been seen writing store
+        # files through a dangling path) lands here and goes with the sandbox.
+        os.chdir(scratch)
         enter(site, scratch)
         ctx = Context(site, Path("/"), scratch / "venue", Recorder(venue, env), scratch)
         ctx.work.mkdir()
