@@ -32,7 +32,7 @@ setup-sessions: $(VENV)/.installed ## the session rehearsal's FIX engine (quickf
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-index --no-deps --find-links $(WHEELS) quickfix==$(QUICKFIX)
 
 rehearse-sessions: ## every overlay's rendered session settings against its venue simulator (VENUE=, ENV= for one); FAILS when anything disagrees
-	$(VCPL) rehearse-sessions $(if $(VENUE),--venue $(VENUE)) $(if $(ENV),--env $(ENV)) --json build/sessions/findings.json
+	$(VCPL) rehearse-sessions $(if $(VENUE),--venue $(VENUE)) $(if $(ENV),--env $(ENV)) --json build/sessions/findings.json --logs build/sessions/logs
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)

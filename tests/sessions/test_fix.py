@@ -120,3 +120,45 @@ def test_broken_overlay_is_named(results: dict[str, sandbox.Result], case: str) 
 def test_emptydir_restart_counts_the_logon_reject(results: dict[str, sandbox.Result]) -> None:
     samples = _result(results, "emptydir-store").samples
     assert any(name == "vcpl_session_logon_rejects_total" and value >= 1 for _, name, _, value in samples)
+
+
+@pytest.mark.no_sandbox
+def test_sidecar_forwards_a_logon_sent_after_the_session_tickets(tmp_path: Path) -> None:
+    """A TLS 1.3 venue sends session tickets right after the handshake. When the gateway's Logon
+    reaches the stunnel stand-in only after them (the engine was busy resetting its store at the
+    weekly open), the stand-in must still forward it: a relay that blocked reading the tickets
+    lost the Logon and the engine logged on two attempts later with MsgSeqNum 3."""
+    import socket
+    import threading
+    import time
+
+    from vcpl.sessions.fix_client import Sidecar
+    from vcpl.sessions.fix_sim import self_signed
+
+    tls = self_signed(tmp_path, ["127.0.0.1"])
+    venue = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = venue.accept()
+        with tls.wrap_socket(conn, server_side=True) as session:
+            session.settimeout(5)
+            try:
+                received.append(session.recv(100))
+                session.sendall(b"8=FIX.4.4\x0135=A\x01")
+            except OSError:
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        local = probe.getsockname()[1]
+    Sidecar({"name": "fix-os-primary", "accept": f"127.0.0.1:{local}", "connect": f"127.0.0.1:{venue.getsockname()[1]}",
+             "sslVersionMin": "TLSv1.3"})
+    with socket.create_connection(("127.0.0.1", local), timeout=5) as gateway:
+        time.sleep(0.5)   # the handshake and the tickets reach the stand-in first
+        gateway.sendall(b"8=FIX.4.4\x0135=A\x0134=1\x01")
+        answer = gateway.recv(100)
+    venue.close()
+    assert received == [b"8=FIX.4.4\x0135=A\x0134=1\x01"], "the stand-in did not forward the Logon to the venue"
+    assert answer.startswith(b"8=FIX.4.4"), answer

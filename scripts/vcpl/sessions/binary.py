@@ -96,14 +96,23 @@ class Rehearsal:
                 return taken, ends, a
         return taken, ends, None
 
-    def quiesce(self) -> None:
-        """Let messages in flight arrive before a connection is cut, so the venue knows exactly what
-        the client has (a harness wait: the numbers claimed are still only checked at the venue)."""
+    def quiesce(self) -> bool:
+        """Let the client finish the first messages of a new session, let messages in flight arrive
+        and the client write what it has to its state file, before a connection is cut or the pod
+        killed, so the venue knows exactly what the client has (a harness wait: the numbers claimed
+        are still only checked at the venue)."""
         c = self.client
         if c is None:
-            return
+            return True
+
+        def settled() -> bool:
+            if c.opening or not (c.state.get("next_in") == self.venue.server_next and self.venue.client_next == c.state.get("next_out")):
+                return False
+            saved = c.saved()
+            return saved.get("next_in") == c.state.get("next_in") and saved.get("next_out") == c.state.get("next_out") \
+                and saved.get("role") == c.state.get("role")
         # Generous: with 2 CPUs shared by several sandboxes a message can take a while to be handled.
-        _wait(lambda: c.state.get("next_in") == self.venue.server_next and self.venue.client_next == c.state.get("next_out"), 5.0)
+        return _wait(settled, 5.0)
 
     def metric(self, name: str) -> float:
         return self.ctx.metrics.value(name, service=self.name) or 0.0
@@ -280,7 +289,8 @@ class Rehearsal:
         if obs_roles != exp_roles[:len(obs_roles)] or not hop["logon"]:
             i = next((i for i, (a, b) in enumerate(zip(obs_roles, exp_roles)) if a != b), None)
             field = self.endpoint_field(exp_roles[i]) if i is not None else "gateway.json failover.reconnect"
-            return False, field, f"attempts went to {obs_roles or 'nothing'}; the run book's plan gives {exp_roles}" + ("" if hop["logon"] else ", and no logon followed")
+            return False, field, (f"attempts went to {obs_roles or 'nothing'}; the run book's plan gives {exp_roles}"
+                                  + ("" if hop["logon"] else ", and no logon followed") + self._trace(hop))
         times = [hop["t0"]] + [t for t, _r, _s in observed]
         for k, a in enumerate(expected[:len(observed)]):
             gap = times[k + 1] - times[k]
@@ -289,6 +299,14 @@ class Rehearsal:
                 return False, "gateway.json failover.reconnect.steps", f"attempt {k + 1} came {gap * self.scale:.1f} s after the previous one (unscaled); the run book asks >= {a.wait:g} s ({self.clock})"
         total = (times[-1] - times[0]) * self.scale
         return True, self.svc_field("endpoints"), f"{' -> '.join(obs_roles)} in {total:.1f} s (unscaled; plan {binary_plan.duration(expected):g} s, {self.clock})"
+
+    def _trace(self, hop: dict[str, Any]) -> str:
+        """What the venue saw and the client did after the loss (seconds from it): enough to tell a
+        wrong plan from a harness race when the order check fails."""
+        t0 = hop["t0"]
+        seen = [f"+{t - t0:.2f}s {role} ({state})" for t, role, state in hop["observed"]]
+        done = [f"+{t - t0:.2f}s {what}" for t, what in (self.client.events if self.client else []) if t >= t0 - 1]
+        return f" [venue saw: {', '.join(seen) or 'no attempt'}; client: {'; '.join(done[-6:]) or 'no event'}]"
 
     def check_failover(self) -> None:
         dead: set[str] = set()
@@ -354,7 +372,7 @@ class Rehearsal:
 
     def check_restart(self) -> None:
         persistent, store = self._store()
-        self.quiesce()
+        settled = self.quiesce()
         if self.client:
             self.client.kill()
         active = getattr(self, "last_active", self.roles[0])
@@ -378,7 +396,8 @@ class Rehearsal:
         elif not persistent:
             self.add("restart", field, False, f"{detail}: {STATE_DIR}/{self.name} is on {store}, which a pod restart empties")
         else:
-            self.add("restart", field, False, f"{detail} although {store} is persistent")
+            self.add("restart", field, False, f"{detail} although {store} is persistent"
+                     + ("" if settled else " (the client had not written its state file within 5 s before the kill)"))
 
     def check_storm(self) -> None:
         field = "gateway.json failover.reconnect"

@@ -57,6 +57,7 @@ class Client:
         self.state = self._load()
         self.labels = {"service": name}
         self.status = "idle"            # idle | connecting | logged-on | call-venue | stopped
+        self.opening = False            # logged on, its first messages not all sent yet
         self.events: list[tuple[float, str]] = []
         self.stopping = False
         self.conn: Conn | None = None
@@ -68,6 +69,10 @@ class Client:
             return json.loads(self.state_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {"next_in": 1, "next_out": 1, "uuid": None, "role": None}
+
+    def saved(self) -> dict[str, Any]:
+        """The state file as a restarted pod would read it."""
+        return self._load()
 
     def _save(self) -> None:
         try:
@@ -151,6 +156,7 @@ class Client:
             self.events.append((time.monotonic(), f"session on {role} ended: {exc}"))
             return self.status == "logged-on-ended"
         finally:
+            self.opening = False
             if self.status in ("logged-on", "logged-on-ended"):
                 self.metrics.set("vcpl_session_logged_on", 0, **self.labels)
                 self.status = "connecting"
@@ -206,6 +212,7 @@ class Client:
             self._rejected(role, r.get("reason", kind))
             return False
         self.status = "logged-on"
+        self.opening = True              # until the first messages are sent (see quiesce)
         self.state["role"] = role        # only a logon moves the session to this endpoint
         self.metrics.set("vcpl_session_logged_on", 1, **self.labels)
         self.events.append((time.monotonic(), f"logged on to {role} claiming {claim}"))
@@ -235,11 +242,6 @@ class Client:
         codec = self.codec
         base = {k: v for k, v in self.identity.items() if not k.startswith("_")}
         base["uuid"] = self.state.get("uuid") or 0
-        for _ in range(APP_BURST):
-            seq = self.state["next_out"]
-            conn.send(codec.encode("client", "app", dict(base, seq=seq)))
-            self.state["next_out"] = seq + 1
-        self._save()
         interval = self.hb_seconds / self.scale if self.hb_seconds else None
         # Silence before the client gives up on the venue: FIXP warns (KeepAliveIntervalLapsed) after
         # one interval and terminates after two; the other layers drop after three.
@@ -247,6 +249,14 @@ class Client:
         last_tx = last_rx = time.monotonic()
         lapsed_sent = False
         try:
+            # Inside the try: a session lost during its first messages was still logged on, so
+            # the reconnect plan starts again from its first step, not from its next attempt.
+            for _ in range(APP_BURST):
+                seq = self.state["next_out"]
+                conn.send(codec.encode("client", "app", dict(base, seq=seq)))
+                self.state["next_out"] = seq + 1
+            self._save()
+            self.opening = False
             while not self.stopping:
                 now = time.monotonic()
                 if interval and now - last_tx >= interval:

@@ -14,6 +14,7 @@ from vcpl.errors import VcplError
 from vcpl.sessions import families, promreplay, sandbox
 from vcpl.sessions.site import Finding
 
+LOG_TAIL = 150
 DEFAULT_JOBS = 6   # sandboxes mostly wait on heartbeats and reconnect timers, not on the CPU
 
 
@@ -66,6 +67,22 @@ def report(results: list[sandbox.Result], errors: list[str], verbose: bool) -> t
     return "\n".join(lines + [summary]), int(bool(failed or errors or silent))
 
 
+def keep_logs(results: list[sandbox.Result], directory: Path) -> list[Path]:
+    """The sandbox log (engine event logs included) of every overlay with a failed check: the
+    sandbox's scratch is gone when it ends, and a rare failure is only explained by its log."""
+    kept = []
+    for stale in directory.glob("*.log"):   # from an earlier run
+        stale.unlink()
+    for result in results:
+        if all(f.ok for f in result.findings):
+            continue
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{result.venue}-{result.env}.log"
+        path.write_text(result.log, encoding="utf-8")
+        kept.append(path)
+    return kept
+
+
 def _cmd(args: argparse.Namespace) -> int:
     reason = sandbox.unavailable()
     if reason:
@@ -78,6 +95,11 @@ def _cmd(args: argparse.Namespace) -> int:
     text, code = report(results, errors, args.verbose)
     print(text)
     print(f"session rehearsal: {time.monotonic() - start:.0f} s with {args.jobs} sandboxes at a time")
+    if args.logs:
+        for path in keep_logs(results, Path(args.logs)):
+            # Printed too: CI keeps the output, not the build directory.
+            tail = path.read_text(encoding="utf-8").splitlines()[-LOG_TAIL:]
+            print(f"--- log of a failed overlay: {path} (last {len(tail)} lines)", *(f"  | {line}" for line in tail), sep="\n")
     if args.json:
         out: dict[str, Any] = {"findings": [f.as_dict() for r in results for f in r.findings], "errors": errors,
                                "samples": {f"{r.venue}/{r.env}": r.samples for r in results}}
@@ -94,5 +116,6 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help=f"sandboxes at a time (default {DEFAULT_JOBS})")
     p.add_argument("--verbose", "-v", action="store_true", help="print every check, not only the failed ones")
     p.add_argument("--json", metavar="FILE", help="also write every finding and the recorded metric series as JSON")
+    p.add_argument("--logs", metavar="DIR", help="keep the sandbox log of every overlay with a failed check in DIR")
     p.set_defaults(func=_cmd)
 

@@ -87,7 +87,8 @@ class Sidecar:
             raw = socket.create_connection((self.connect_host, self.connect_port), timeout=5)
             remote = self.ctx.wrap_socket(raw, server_hostname=self.section.get("sni") or None)
             remote.settimeout(None)
-        except (OSError, ssl.SSLError):
+        except (OSError, ssl.SSLError) as exc:
+            SIDECAR_FAILURES.append((time.time(), f"[{self.section.get('name')}] {self.section['connect']}: {exc!r}"))
             conn.close()
             return
         relay(conn, remote)
@@ -223,6 +224,8 @@ def probe(cfg_path: str) -> None:
 
 
 _SIDECARS: dict[int, Sidecar] = {}
+# (wall-clock time, what failed): a gateway connection the sidecar could not carry to the venue.
+SIDECAR_FAILURES: list[tuple[float, str]] = []
 
 
 def start_sidecars(sessions: list[dict[str, str]], objects: list[dict[str, Any]]) -> list[str]:

@@ -231,6 +231,22 @@ def _reset(s: socket.socket) -> None:
             pass
 
 
+def _read_ready(sock: socket.socket) -> bytes | None:
+    """What a readable socket has; None when a TLS socket was readable for a record that carries
+    no application data. A TLS 1.3 server sends its session tickets after the handshake: a
+    blocking recv() would consume the ticket and then wait for data the server will only send
+    after it has the client's Logon, which this same thread would never forward."""
+    if not isinstance(sock, ssl.SSLSocket):
+        return sock.recv(65536)
+    sock.setblocking(False)
+    try:
+        return sock.recv(65536)
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None
+    finally:
+        sock.setblocking(True)
+
+
 def relay(client: socket.socket, server: socket.socket, record: Connection | None = None) -> None:
     """Copy bytes both ways in ONE thread until either side closes. A TLS socket must not be read
     in one thread while another writes it (OpenSSL objects are not thread-safe), so there is no
@@ -245,7 +261,9 @@ def relay(client: socket.socket, server: socket.socket, record: Connection | Non
             if not ready:
                 ready = select.select(list(peers), [], [], 1.0)[0]
             for src in ready:
-                data = src.recv(65536)
+                data = _read_ready(src)
+                if data is None:
+                    continue
                 if not data:
                     return
                 if src is client and record is not None and record.logon is None:

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import quickfix as fix  # type: ignore[import-untyped]
 
 from vcpl import schedule as sched
-from vcpl.sessions.fix_client import Client, cfg_values, probe, start_sidecars
+from vcpl.sessions.fix_client import SIDECAR_FAILURES, Client, cfg_values, probe, start_sidecars
 from vcpl.sessions.fix_sim import LOGON_FIELDS, NOT_IN_LOGON, Expect, Venue, mono
 from vcpl.sessions.site import Finding, Site
 
@@ -68,7 +68,11 @@ class Clock:
     def set(self, moment: float) -> None:
         real = time.time() - self.offset
         self.offset = round(moment - real)
-        Path(self.file).write_text(f"{self.offset:+d}\n", encoding="utf-8")  # type: ignore[arg-type]
+        # Replaced, never rewritten in place: libfaketime reading a truncated file falls back to
+        # offset +0, the real clock, for a second.
+        staged = Path(f"{self.file}.new")
+        staged.write_text(f"{self.offset:+d}\n", encoding="utf-8")
+        os.replace(staged, self.file)  # type: ignore[arg-type]
         # libfaketime re-reads the file at most once a second (FAKETIME_CACHE_DURATION=1): wait
         # until this thread sees the new time, then a little more so every engine thread does,
         # or the two engines stamp SendingTime from different clocks for a moment.
@@ -155,8 +159,8 @@ class Rehearsal:
             venue.stop()
         if not all(f.ok for f in self.findings):
             # The engines' event logs explain a failure; the sandbox's scratch is gone afterwards.
-            for log in sorted(venue.work.glob("log/*event*.log")) + sorted(Path(self.cfg_dir_log()).glob("*event*.log")):
-                lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-40:]
+            for log in sorted(venue.work.glob("log/*event*.log")) + sorted(Path(self.cfg_dir_log()).glob("*.log")):
+                lines = log.read_text(encoding="utf-8", errors="replace").replace("\x01", "|").splitlines()[-80:]
                 print(f"--- {log} (last {len(lines)} lines)", *lines, sep="\n", file=sys.stderr)
         return self.findings
 
@@ -423,21 +427,25 @@ class Rehearsal:
                  + (f"; {why}" if why else ""))
         n = len(venue.connections)
         self.clock.set(reopen + 1)
-        # The engine notices the new session period on its next reconnect tick, and that tick may
-        # go to any host of its rotation first: allow one full rotation.
-        reopen_wait = max(1, len(client_hosts(client))) * e.reconnect_interval + 4
+        # The engine's reconnect timer is long due after the jump: it connects within a second,
+        # to whichever host its rotation is at (all are up), and resets its store on the way.
+        reopen_wait = e.reconnect_interval + 4
         wait_for(lambda: client.app.logged_on, reopen_wait)
         conn = next((c for c in venue.connections[n:] if c.logon), None)
         seq = int(conn.logon.get(34, "0")) if conn and conn.logon else None
         ok = client.app.logged_on and seq == 1
         self.add("sequence-reset", "session.cfg StartTime", ok,
                  f"run book cadence {e.cadence}: at the next open {fmt(reopen)} the engine "
-                 + (f"logged on with MsgSeqNum {seq} (expected 1, a new session period)" if seq is not None else f"sent no Logon within {reopen_wait:g} s"))
+                 + (f"logged on with MsgSeqNum {seq} (expected 1, a new session period)" if seq is not None else f"sent no Logon within {reopen_wait:g} s")
+                 + ("" if ok else self._reopen_trace(venue, n, reopen - 1)))
 
-
-def client_hosts(client: Client) -> list[str]:
-    """The SocketConnectHost<n> the engine rotates through (all its sessions)."""
-    return [v for s in client.sessions for k, v in s.items() if k.startswith("SocketConnectHost")]
+    @staticmethod
+    def _reopen_trace(venue: Venue, n: int, since: float) -> str:
+        """Every connection the venue saw after the clock moved, and what the sidecar could not carry:
+        tells a rendering fault from a connection lost on the way."""
+        seen = [f"{c.role}: " + (f"Logon MsgSeqNum {c.logon.get(34)}" if c.logon else "no Logon") for c in venue.connections[n:]]
+        lost = [what for at, what in SIDECAR_FAILURES if at >= since]
+        return f" [venue saw: {'; '.join(seen) or 'no connection'}" + (f"; sidecar failed: {'; '.join(lost[-3:])}" if lost else "") + "]"
 
 
 def main() -> int:
