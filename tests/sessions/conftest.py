@@ -18,4 +18,3 @@ def _sandbox_available(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.get_closest_marker("no_sandbox") is None:
         gate(sandbox.unavailable())
     yield
-

@@ -3,9 +3,12 @@ acceptor derived from the run book, and every check is shown to fail on a delibe
 copy of an overlay."""
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from collections.abc import Callable
 
 import pytest
 
@@ -128,10 +131,7 @@ def test_sidecar_forwards_a_logon_sent_after_the_session_tickets(tmp_path: Path)
     reaches the stunnel stand-in only after them (the engine was busy resetting its store at the
     weekly open), the stand-in must still forward it: a relay that blocked reading the tickets
     lost the Logon and the engine logged on two attempts later with MsgSeqNum 3."""
-    import socket
-    import threading
-    import time
-
+    # Imported here: both modules import quickfix, which the gate above may have found missing.
     from vcpl.sessions.fix_client import Sidecar
     from vcpl.sessions.fix_sim import self_signed
 
@@ -150,9 +150,9 @@ def test_sidecar_forwards_a_logon_sent_after_the_session_tickets(tmp_path: Path)
                 pass
 
     threading.Thread(target=serve, daemon=True).start()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        local = probe.getsockname()[1]
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        local = spare.getsockname()[1]
     Sidecar({"name": "fix-os-primary", "accept": f"127.0.0.1:{local}", "connect": f"127.0.0.1:{venue.getsockname()[1]}",
              "sslVersionMin": "TLSv1.3"})
     with socket.create_connection(("127.0.0.1", local), timeout=5) as gateway:
